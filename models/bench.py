@@ -1,0 +1,77 @@
+#!/usr/bin/env python3
+"""Benchmark each model with tract (`edgemass bench`) and onnxruntime on the same file and input.
+
+The input tensor comes from `edgemass tensor`, so both runtimes see identical values. Prints a
+Markdown table: tract single-thread latency beside onnxruntime with 1 and 2 threads.
+
+Usage: python3 models/bench.py [--edgemass target/release/edgemass] [--image PHOTO] [--runs N]
+Needs: pip install onnxruntime numpy; the model cache filled by models/fetch.py.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["blazeface-256", "yolov8n-320", "ppocr-det"]
+
+
+def ort_latency(model_file, x, threads, runs):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: x}
+    for _ in range(3):
+        session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - t) * 1e3)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(0.95 * len(times)))]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--edgemass", default=str(ROOT / "target" / "release" / "edgemass"))
+    parser.add_argument("--image", default=str(ROOT / "models" / "cache" / "photos" / "bus.jpg"))
+    parser.add_argument("--runs", type=int, default=30)
+    args = parser.parse_args()
+    cache = ROOT / "models" / "cache"
+    print(f"input: {Path(args.image).name}; {args.runs} timed runs; medians (p95) in ms; onnxruntime {ort.__version__}")
+    print()
+    print("| model | input | load ms | tract 1 thread | frames/s (whole frame) | peak RSS MiB | ORT 1 thread | ORT 2 threads | tract / ORT (1 thread) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in MODELS:
+        manifest = ROOT / "models" / f"{name}.model.toml"
+        spec = tomllib.loads(manifest.read_text())
+        model_file = Path(spec["file"].replace("{cache}", str(cache)))
+        tract = json.loads(subprocess.run(
+            [args.edgemass, "bench", "--model", str(manifest), "--image", args.image, "--runs", str(args.runs), "--json"],
+            check=True, capture_output=True, text=True).stdout)
+        with tempfile.TemporaryDirectory() as tmp:
+            tensor = Path(tmp) / "x.npy"
+            subprocess.run([args.edgemass, "tensor", "--model", str(manifest), "--image", args.image, "--out", str(tensor)],
+                           check=True)
+            x = np.load(tensor)
+        one = ort_latency(model_file, x, 1, args.runs)
+        two = ort_latency(model_file, x, 2, args.runs)
+        size = f"{spec['input']['width']}x{spec['input']['height']}"
+        print(f"| {name} | {size} | {tract['load_ms']:.0f} | {tract['inference_p50_ms']:.1f} ({tract['inference_p95_ms']:.1f}) "
+              f"| {tract['frames_per_s']:.1f} | {tract['peak_rss_mib']:.0f} | {one[0]:.1f} ({one[1]:.1f}) | {two[0]:.1f} ({two[1]:.1f}) "
+              f"| {tract['inference_p50_ms'] / one[0]:.2f}x |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

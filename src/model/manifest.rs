@@ -1,0 +1,509 @@
+//! The model package manifest (`NAME.model.toml`): what the ONNX file is, how to feed it and how
+//! to read its outputs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Environment variable naming the model cache; `{cache}` in a manifest's `file` expands to it.
+pub const CACHE_ENV: &str = "EDGEMASS_MODEL_CACHE";
+
+/// Errors while reading or validating a manifest.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// The manifest file could not be read.
+    #[error("cannot read manifest {path}")]
+    Read {
+        /// The manifest path.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, has an unknown key, or a value of the wrong type.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The manifest path.
+        path: PathBuf,
+        /// What the parser found, with its line.
+        message: String,
+    },
+    /// A field parsed but its value is not acceptable.
+    #[error("{path}: `{field}` {reason}")]
+    Invalid {
+        /// The manifest path.
+        path: PathBuf,
+        /// The dotted name of the field.
+        field: &'static str,
+        /// What was expected.
+        reason: String,
+    },
+}
+
+/// What a model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Task {
+    /// Boxes with labels and scores.
+    Detect,
+    /// One label for the whole image.
+    Classify,
+    /// One label for a text.
+    TextClassify,
+}
+
+/// Memory order of the image tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `[1, 3, H, W]`
+    Nchw,
+    /// `[1, H, W, 3]`
+    Nhwc,
+}
+
+/// Channel order of the image tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColorOrder {
+    /// Red first.
+    Rgb,
+    /// Blue first (OpenCV-trained models).
+    Bgr,
+}
+
+/// How a photo is fitted to the input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resize {
+    /// Keep the aspect ratio and pad the rest with `pad`, centred.
+    Letterbox,
+    /// Scale each axis on its own.
+    Stretch,
+}
+
+/// The image input tensor and its preprocessing: `value = (pixel / 255 - mean) / std`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Name of the model input.
+    pub name: String,
+    /// Tensor layout.
+    pub layout: Layout,
+    /// Tensor width in pixels.
+    pub width: u32,
+    /// Tensor height in pixels.
+    pub height: u32,
+    /// Channel order.
+    #[serde(default = "default_color")]
+    pub color: ColorOrder,
+    /// Resize mode.
+    #[serde(default = "default_resize")]
+    pub resize: Resize,
+    /// Per-channel mean, in units of the 0..1 pixel value.
+    #[serde(default)]
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation, in units of the 0..1 pixel value.
+    #[serde(default = "default_std")]
+    pub std: [f32; 3],
+    /// Grey level (0..255) of letterbox padding.
+    #[serde(default)]
+    pub pad: u8,
+}
+
+fn default_color() -> ColorOrder {
+    ColorOrder::Rgb
+}
+
+fn default_resize() -> Resize {
+    Resize::Letterbox
+}
+
+fn default_std() -> [f32; 3] {
+    [1.0; 3]
+}
+
+/// Box coordinate convention of a `boxes-scores` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BoxFormat {
+    /// Corners.
+    Xyxy,
+    /// Centre and size.
+    Cxcywh,
+}
+
+/// How to turn the model's outputs into detections.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum DecoderSpec {
+    /// Ultralytics YOLOv8: `[1, 4 + C, N]`, boxes as centre/size in input pixels, no objectness.
+    Yolov8 {
+        /// Output name.
+        output: String,
+    },
+    /// YOLOv5: `[1, N, 5 + C]`, boxes as centre/size, objectness times class score.
+    Yolov5 {
+        /// Output name.
+        output: String,
+    },
+    /// MediaPipe BlazeFace: per-anchor logits and box + keypoint offsets, one pair of outputs per
+    /// anchor grid.
+    Blazeface {
+        /// Score outputs, one per grid, `[1, cells² · anchors, 1]`.
+        scores: Vec<String>,
+        /// Box outputs, one per grid, `[1, cells² · anchors, 4 + 2·keypoints]`.
+        boxes: Vec<String>,
+        /// `[cells per row, anchors per cell]` of each grid.
+        grids: Vec<[u32; 2]>,
+    },
+    /// DBNet text detection: a probability map binarised, split into regions and unclipped.
+    Dbnet {
+        /// Output name, `[1, 1, H, W]`.
+        output: String,
+        /// Pixel probability above which a pixel is text.
+        #[serde(default = "default_dbnet_threshold")]
+        threshold: f32,
+        /// How far a region's box grows: area · ratio / perimeter.
+        #[serde(default = "default_unclip_ratio")]
+        unclip_ratio: f32,
+        /// Regions whose shorter side is below this (input pixels) are dropped.
+        #[serde(default = "default_min_size")]
+        min_size: f32,
+    },
+    /// SSD / DETR style: boxes `[1, N, 4]` and class scores `[1, N, C]`, already de-duplicated.
+    BoxesScores {
+        /// Box output name.
+        boxes: String,
+        /// Score output name.
+        scores: String,
+        /// Box convention.
+        format: BoxFormat,
+        /// Whether coordinates are 0..1 fractions of the input size.
+        normalized: bool,
+    },
+    /// Image classification: logits `[1, C]` through softmax.
+    Softmax {
+        /// Output name.
+        output: String,
+        /// How many labels to report.
+        #[serde(default = "default_top_k")]
+        top_k: usize,
+    },
+}
+
+fn default_dbnet_threshold() -> f32 {
+    0.3
+}
+
+fn default_unclip_ratio() -> f32 {
+    1.6
+}
+
+fn default_min_size() -> f32 {
+    3.0
+}
+
+fn default_top_k() -> usize {
+    1
+}
+
+impl DecoderSpec {
+    /// The model outputs this decoder reads.
+    pub fn output_names(&self) -> Vec<&str> {
+        match self {
+            DecoderSpec::Yolov8 { output }
+            | DecoderSpec::Yolov5 { output }
+            | DecoderSpec::Dbnet { output, .. }
+            | DecoderSpec::Softmax { output, .. } => vec![output],
+            DecoderSpec::Blazeface { scores, boxes, .. } => {
+                scores.iter().chain(boxes).map(String::as_str).collect()
+            }
+            DecoderSpec::BoxesScores { boxes, scores, .. } => vec![boxes, scores],
+        }
+    }
+}
+
+/// Default thresholds; cameras may override them.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Minimum score of a reported detection.
+    #[serde(default = "default_score")]
+    pub score: f32,
+    /// IoU above which NMS suppresses the weaker of two boxes of one label.
+    #[serde(default = "default_iou")]
+    pub iou: f32,
+}
+
+fn default_score() -> f32 {
+    0.25
+}
+
+fn default_iou() -> f32 {
+    0.45
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            score: default_score(),
+            iou: default_iou(),
+        }
+    }
+}
+
+/// Where a model came from and what was measured on it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Package and path the file comes from, or the tool that made it.
+    #[serde(default)]
+    pub source: String,
+    /// Licence of the weights.
+    #[serde(default)]
+    pub license: String,
+    /// sha256 of the teacher this model was compressed from.
+    #[serde(default)]
+    pub teacher_sha256: Option<String>,
+    /// Compression passes applied, in order.
+    #[serde(default)]
+    pub passes: Vec<String>,
+    /// Measured metrics by name.
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    name: String,
+    task: Task,
+    file: String,
+    sha256: String,
+    #[serde(default)]
+    description: String,
+    input: InputSpec,
+    decoder: DecoderSpec,
+    labels: Vec<String>,
+    #[serde(default)]
+    thresholds: Thresholds,
+    #[serde(default)]
+    provenance: Provenance,
+}
+
+/// A validated manifest with its model path resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Model id, used in events and logs.
+    pub name: String,
+    /// What the model is for.
+    pub task: Task,
+    /// The ONNX file.
+    pub file: PathBuf,
+    /// Expected sha256 of `file`, lowercase hex.
+    pub sha256: String,
+    /// One line for humans.
+    pub description: String,
+    /// Input tensor and preprocessing.
+    pub input: InputSpec,
+    /// Output decoder.
+    pub decoder: DecoderSpec,
+    /// Class names, indexed by class id.
+    pub labels: Vec<String>,
+    /// Default thresholds.
+    pub thresholds: Thresholds,
+    /// Origin and metrics.
+    pub provenance: Provenance,
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file; relative paths are taken from its directory.
+    pub fn from_path(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let cache = std::env::var_os(CACHE_ENV).map(PathBuf::from);
+        Manifest::parse(&text, path, dir, cache.as_deref())
+    }
+
+    /// Parses manifest text. `path` is only used in messages; `dir` resolves relative paths;
+    /// `cache` replaces `{cache}` (default: `dir/cache`).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        dir: &Path,
+        cache: Option<&Path>,
+    ) -> Result<Manifest, ManifestError> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: path.to_owned(),
+            message: toml_message(&e, text),
+        })?;
+        let invalid = |field, reason: &str| ManifestError::Invalid {
+            path: path.to_owned(),
+            field,
+            reason: reason.to_owned(),
+        };
+        if raw.name.trim().is_empty() {
+            return Err(invalid("name", "must not be empty"));
+        }
+        if raw.sha256.len() != 64 || !raw.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid("sha256", "must be 64 hexadecimal digits"));
+        }
+        if raw.input.width == 0 || raw.input.height == 0 {
+            return Err(invalid(
+                "input.width",
+                "and `input.height` must be positive",
+            ));
+        }
+        if raw.input.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+            return Err(invalid("input.std", "must be finite and non-zero"));
+        }
+        if raw.labels.is_empty() {
+            return Err(invalid("labels", "must name at least one class"));
+        }
+        for (field, value) in [
+            ("thresholds.score", raw.thresholds.score),
+            ("thresholds.iou", raw.thresholds.iou),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(invalid(field, "must be between 0 and 1"));
+            }
+        }
+        match &raw.decoder {
+            DecoderSpec::Blazeface {
+                scores,
+                boxes,
+                grids,
+            } if scores.is_empty()
+                || scores.len() != boxes.len()
+                || scores.len() != grids.len() =>
+            {
+                return Err(invalid(
+                    "decoder.grids",
+                    "must have one entry per `scores` and `boxes` output",
+                ));
+            }
+            DecoderSpec::Softmax { top_k: 0, .. } => {
+                return Err(invalid("decoder.top_k", "must be at least 1"));
+            }
+            DecoderSpec::Dbnet {
+                unclip_ratio,
+                threshold,
+                ..
+            } if *unclip_ratio < 0.0 || !(0.0..1.0).contains(threshold) => {
+                return Err(invalid(
+                    "decoder",
+                    "dbnet needs 0 <= threshold < 1 and unclip_ratio >= 0",
+                ));
+            }
+            _ => {}
+        }
+        let file = match raw.file.strip_prefix("{cache}/") {
+            Some(rest) => cache
+                .map(Path::to_owned)
+                .unwrap_or_else(|| dir.join("cache"))
+                .join(rest),
+            None => dir.join(&raw.file),
+        };
+        Ok(Manifest {
+            name: raw.name,
+            task: raw.task,
+            file,
+            sha256: raw.sha256.to_ascii_lowercase(),
+            description: raw.description,
+            input: raw.input,
+            decoder: raw.decoder,
+            labels: raw.labels,
+            thresholds: raw.thresholds,
+            provenance: raw.provenance,
+        })
+    }
+}
+
+/// Renders a TOML error on one line with the line number it points at.
+pub fn toml_message(error: &toml::de::Error, text: &str) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!("line {line}: {}", error.message().trim())
+        }
+        None => error.message().trim().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YOLO: &str = r#"
+        name = "yolo"
+        task = "detect"
+        file = "{cache}/nudenet/320n.onnx"
+        sha256 = "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f"
+        labels = ["a", "b"]
+        [input]
+        name = "images"
+        layout = "nchw"
+        width = 320
+        height = 320
+        pad = 114
+        [decoder]
+        kind = "yolov8"
+        output = "output0"
+    "#;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(text, Path::new("m.toml"), Path::new("/models"), None)
+    }
+
+    #[test]
+    fn cache_placeholder_defaults_beside_the_manifest() {
+        let m = parse(YOLO).unwrap();
+        assert_eq!(m.file, Path::new("/models/cache/nudenet/320n.onnx"));
+        let elsewhere = Manifest::parse(
+            YOLO,
+            Path::new("m.toml"),
+            Path::new("/models"),
+            Some(Path::new("/c")),
+        )
+        .unwrap();
+        assert_eq!(elsewhere.file, Path::new("/c/nudenet/320n.onnx"));
+    }
+
+    #[test]
+    fn defaults_fill_unset_fields() {
+        let m = parse(YOLO).unwrap();
+        assert_eq!(m.input.std, [1.0; 3]);
+        assert_eq!(m.input.resize, Resize::Letterbox);
+        assert_eq!(m.thresholds, Thresholds::default());
+    }
+
+    #[test]
+    fn unknown_decoder_is_named() {
+        let text = YOLO.replace("kind = \"yolov8\"", "kind = \"yolov9\"");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("yolov9") && err.contains("line"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let text = YOLO.replace("pad = 114", "pad = 114\nmystery = 1");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("mystery"), "{err}");
+    }
+
+    #[test]
+    fn bad_hash_and_thresholds_name_their_field() {
+        let err = parse(&YOLO.replace("c15d8273", "zz"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`sha256`"), "{err}");
+        let text = format!("{YOLO}\n[thresholds]\nscore = 1.5\n");
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.contains("`thresholds.score`"), "{err}");
+    }
+}

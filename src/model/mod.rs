@@ -1,0 +1,307 @@
+//! Model packages: the manifest, and the ONNX file it names run by tract with a plan built once.
+
+pub mod manifest;
+pub mod npy;
+mod quirks;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tract_onnx::pb::{self, ModelProto};
+use tract_onnx::prelude::*;
+
+pub use manifest::{Manifest, ManifestError};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Errors while loading or running a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The manifest is unreadable or invalid.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The ONNX file could not be read.
+    #[error("cannot read model {path}")]
+    Read {
+        /// The model path.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The file is not the one the manifest describes.
+    #[error("{path} has sha256 {actual} but its manifest expects {expected}")]
+    HashMismatch {
+        /// The model path.
+        path: PathBuf,
+        /// Hash from the manifest.
+        expected: String,
+        /// Hash of the file.
+        actual: String,
+    },
+    /// The bytes are not an ONNX protobuf.
+    #[error("{path} is not a readable ONNX model (truncated or corrupt)")]
+    Decode {
+        /// The model path.
+        path: PathBuf,
+        /// The protobuf failure.
+        source: prost::DecodeError,
+    },
+    /// The model's inputs or outputs are not what the manifest says.
+    #[error("{path} does not match its manifest: {reason}")]
+    Mismatch {
+        /// The model path.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// tract could not import or optimise the graph.
+    #[error("tract cannot {stage} {path}")]
+    Tract {
+        /// The model path.
+        path: PathBuf,
+        /// What tract was doing.
+        stage: &'static str,
+        /// tract's error.
+        source: BoxError,
+    },
+    /// Running the plan failed.
+    #[error("inference with model `{model}` failed")]
+    Run {
+        /// Model id.
+        model: String,
+        /// tract's error.
+        source: BoxError,
+    },
+}
+
+/// A model ready to run: its manifest and tract's optimised plan.
+pub struct Model {
+    manifest: Manifest,
+    plan: Arc<TypedRunnableModel>,
+    output_names: Vec<String>,
+    load_time: Duration,
+}
+
+/// The outputs of one run, by name, converted to f32.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    names: Vec<String>,
+    values: Vec<tract_ndarray::ArrayD<f32>>,
+}
+
+impl Outputs {
+    /// Builds outputs from name/value pairs (decoder tests use this with hand-made tensors).
+    pub fn new(pairs: Vec<(String, tract_ndarray::ArrayD<f32>)>) -> Outputs {
+        let (names, values) = pairs.into_iter().unzip();
+        Outputs { names, values }
+    }
+
+    /// The output called `name`.
+    pub fn get(&self, name: &str) -> Option<&tract_ndarray::ArrayD<f32>> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.values[i])
+    }
+
+    /// Names and values in the model's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &tract_ndarray::ArrayD<f32>)> {
+        self.names.iter().map(String::as_str).zip(&self.values)
+    }
+}
+
+impl Model {
+    /// Reads the manifest at `path` and loads its model.
+    pub fn from_manifest_path(path: &Path) -> Result<Model, ModelError> {
+        Model::load(Manifest::from_path(path)?)
+    }
+
+    /// Checks the file's hash, fixes known import quirks in memory, fixes the input shape from
+    /// the manifest and builds the plan.
+    pub fn load(manifest: Manifest) -> Result<Model, ModelError> {
+        let started = Instant::now();
+        let path = manifest.file.clone();
+        let bytes = std::fs::read(&path).map_err(|source| ModelError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let actual: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if actual != manifest.sha256 {
+            return Err(ModelError::HashMismatch {
+                path,
+                expected: manifest.sha256.clone(),
+                actual,
+            });
+        }
+        let mut proto =
+            ModelProto::decode(bytes.as_slice()).map_err(|source| ModelError::Decode {
+                path: path.clone(),
+                source,
+            })?;
+        let graph = proto.graph.as_ref().ok_or_else(|| ModelError::Mismatch {
+            path: path.clone(),
+            reason: "the file holds no graph".into(),
+        })?;
+        let shape = input_shape(&manifest);
+        check_signature(graph, &manifest, &shape).map_err(|reason| ModelError::Mismatch {
+            path: path.clone(),
+            reason,
+        })?;
+        let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+        for fix in quirks::apply(&mut proto) {
+            tracing::debug!(model = %manifest.name, "{fix}");
+        }
+        let tract_err = |stage| {
+            let path = path.clone();
+            move |e: TractError| ModelError::Tract {
+                path,
+                stage,
+                source: e.into(),
+            }
+        };
+        let dir = path.parent().and_then(Path::to_str);
+        let parsed = tract_onnx::onnx()
+            .with_ignore_output_shapes(true)
+            .with_ignore_value_info(true)
+            .parse(&proto, dir)
+            .map_err(tract_err("import"))?;
+        let plan = parsed
+            .model
+            .with_input_fact(0, f32::fact(shape).into())
+            .map_err(tract_err("set the input shape of"))?
+            .into_optimized()
+            .map_err(tract_err("optimise"))?
+            .into_runnable()
+            .map_err(tract_err("plan"))?;
+        Ok(Model {
+            manifest,
+            plan,
+            output_names,
+            load_time: started.elapsed(),
+        })
+    }
+
+    /// The manifest this model was loaded from.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Time taken by [`Model::load`].
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Runs the plan on one input tensor.
+    pub fn run(&self, input: Tensor) -> Result<Outputs, ModelError> {
+        let run_err = |e: TractError| ModelError::Run {
+            model: self.manifest.name.clone(),
+            source: e.into(),
+        };
+        let results = self.plan.run(tvec!(input.into())).map_err(run_err)?;
+        let mut values = Vec::with_capacity(results.len());
+        for value in results {
+            let value = value.cast_to::<f32>().map_err(run_err)?;
+            values.push(
+                value
+                    .to_plain_array_view::<f32>()
+                    .map_err(run_err)?
+                    .to_owned(),
+            );
+        }
+        Ok(Outputs {
+            names: self.output_names.clone(),
+            values,
+        })
+    }
+}
+
+/// The input tensor shape the manifest asks for.
+pub fn input_shape(manifest: &Manifest) -> [usize; 4] {
+    let (w, h) = (
+        manifest.input.width as usize,
+        manifest.input.height as usize,
+    );
+    match manifest.input.layout {
+        manifest::Layout::Nchw => [1, 3, h, w],
+        manifest::Layout::Nhwc => [1, h, w, 3],
+    }
+}
+
+/// Compares the graph's declared inputs and outputs with the manifest before tract sees it, so a
+/// mismatch is reported in the manifest's terms.
+fn check_signature(
+    graph: &pb::GraphProto,
+    manifest: &Manifest,
+    shape: &[usize; 4],
+) -> Result<(), String> {
+    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let inputs: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !initializers.contains(&i.name.as_str()))
+        .collect();
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let [input] = inputs.as_slice() else {
+        return Err(format!(
+            "edgemass feeds one image input, the model has {names:?}"
+        ));
+    };
+    if input.name != manifest.input.name {
+        return Err(format!(
+            "input.name is `{}` but the model's input is `{}`",
+            manifest.input.name, input.name
+        ));
+    }
+    let dims = declared_dims(input);
+    if let Some(dims) = dims {
+        let fits = dims.len() == 4
+            && dims
+                .iter()
+                .zip(shape)
+                .all(|(d, s)| d.is_none_or(|d| d == *s));
+        if !fits {
+            let shown: Vec<String> = dims
+                .iter()
+                .map(|d| d.map_or("?".into(), |d| d.to_string()))
+                .collect();
+            return Err(format!(
+                "input `{}` is [{}] but the manifest's layout and size give {shape:?}",
+                input.name,
+                shown.join(", ")
+            ));
+        }
+    }
+    let outputs: Vec<&str> = graph.output.iter().map(|o| o.name.as_str()).collect();
+    for wanted in manifest.decoder.output_names() {
+        if !outputs.contains(&wanted) {
+            return Err(format!(
+                "decoder reads output `{wanted}`, the model's outputs are {outputs:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Declared dimensions of a value: `Some(n)` where fixed, `None` where symbolic.
+fn declared_dims(value: &pb::ValueInfoProto) -> Option<Vec<Option<usize>>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(pb::type_proto::Value::TensorType(tensor)) = value.r#type.as_ref()?.value.as_ref()
+    else {
+        return None;
+    };
+    let dims = &tensor.shape.as_ref()?.dim;
+    Some(
+        dims.iter()
+            .map(|d| match d.value {
+                Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
+                _ => None,
+            })
+            .collect(),
+    )
+}

@@ -1,0 +1,322 @@
+//! The `edgemass` command: output formats, annotation, benchmark, and one-line errors on bad input.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::common::{cache, manifest, manifest_variant, photo};
+
+fn edgemass(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_edgemass"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// Asserts a failed run printed exactly one error line mentioning `needle`.
+fn assert_one_line_error(output: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected failure, got success; stderr: {stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.iter().all(|l| l.starts_with("edgemass: error:")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+}
+
+#[test]
+fn detect_json_gives_one_object_per_face_in_original_pixels() {
+    let out = edgemass(&[
+        "detect",
+        "--model",
+        s(&manifest("blazeface-256")),
+        "--image",
+        s(&photo("bus.jpg")),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for line in &lines {
+        assert!(line["image"].as_str().unwrap().ends_with("bus.jpg"));
+        assert_eq!(line["label"], "face");
+        assert!(line["score"].as_f64().unwrap() > 0.5);
+        let b: Vec<f64> = serde_json::from_value(line["box"].clone()).unwrap();
+        assert!(
+            b[0] < b[2] && b[1] < b[3] && b[2] <= 810.0 && b[3] <= 1080.0,
+            "{b:?}"
+        );
+    }
+    let first: Vec<f64> = serde_json::from_value(lines[0]["box"].clone()).unwrap();
+    assert!(
+        (first[0] - 260.0).abs() <= 8.0 && (first[3] - 488.0).abs() <= 8.0,
+        "{first:?}"
+    );
+}
+
+#[test]
+fn detect_table_lists_text_regions_for_several_images() {
+    let out = edgemass(&[
+        "detect",
+        "--model",
+        s(&manifest("ppocr-det")),
+        "--image",
+        s(&photo("bus.jpg")),
+        s(&photo("zidane.jpg")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.contains("bus.jpg (810x1080)") && stdout.contains("zidane.jpg (1280x720)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("text "))
+            .count()
+            >= 8,
+        "{stdout}"
+    );
+}
+
+#[test]
+fn annotate_writes_the_photo_with_boxes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_file = dir.path().join("bus-faces.png");
+    let out = edgemass(&[
+        "detect",
+        "--model",
+        s(&manifest("blazeface-256")),
+        "--image",
+        s(&photo("bus.jpg")),
+        "--annotate",
+        s(&out_file),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let drawn = image::open(&out_file).unwrap().into_rgb8();
+    let original = image::open(photo("bus.jpg")).unwrap().into_rgb8();
+    assert_eq!(drawn.dimensions(), original.dimensions());
+    let changed = drawn
+        .pixels()
+        .zip(original.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert!(changed > 500, "only {changed} pixels differ");
+
+    let several = dir.path().join("several");
+    let out = edgemass(&[
+        "detect",
+        "--model",
+        s(&manifest("blazeface-256")),
+        "--image",
+        s(&photo("bus.jpg")),
+        s(&photo("zidane.jpg")),
+        "--annotate",
+        s(&several),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(several.join("bus.jpg").is_file() && several.join("zidane.jpg").is_file());
+}
+
+#[test]
+fn bench_prints_latency_throughput_and_memory() {
+    let out = edgemass(&[
+        "bench",
+        "--model",
+        s(&manifest("blazeface-256")),
+        "--runs",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "load_ms",
+        "inference_p50_ms",
+        "inference_p95_ms",
+        "frames_per_s",
+        "peak_rss_mib",
+    ] {
+        assert!(report[key].as_f64().unwrap() > 0.0, "{key} in {report}");
+    }
+    let table = edgemass(&[
+        "bench",
+        "--model",
+        s(&manifest("blazeface-256")),
+        "--runs",
+        "2",
+    ]);
+    let stdout = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        stdout.contains("| inference |") && stdout.contains("peak RSS"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn tensor_writes_the_model_input_as_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.npy");
+    let run = edgemass(&[
+        "tensor",
+        "--model",
+        s(&manifest("yolov8n-320")),
+        "--image",
+        s(&photo("bus.jpg")),
+        "--out",
+        s(&out),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY"));
+    assert_eq!(bytes.len(), 128 + 3 * 320 * 320 * 4);
+}
+
+#[test]
+fn missing_corrupt_and_truncated_images_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = manifest("blazeface-256");
+    let missing = dir.path().join("nope.jpg");
+    assert_one_line_error(
+        &edgemass(&["detect", "--model", s(&model), "--image", s(&missing)]),
+        "nope.jpg",
+    );
+
+    let corrupt = dir.path().join("corrupt.jpg");
+    std::fs::write(
+        &corrupt,
+        b"\xff\xd8\xff\xe0 this is not really a jpeg \xff\xd9",
+    )
+    .unwrap();
+    assert_one_line_error(
+        &edgemass(&["detect", "--model", s(&model), "--image", s(&corrupt)]),
+        "cannot decode image",
+    );
+
+    let truncated = dir.path().join("truncated.jpg");
+    let bus = std::fs::read(photo("bus.jpg")).unwrap();
+    std::fs::write(&truncated, &bus[..bus.len() / 2]).unwrap();
+    assert_one_line_error(
+        &edgemass(&["detect", "--model", s(&model), "--image", s(&truncated)]),
+        "truncated",
+    );
+
+    // A good image next to a bad one is still reported, and the run still fails.
+    let out = edgemass(&[
+        "detect",
+        "--model",
+        s(&model),
+        "--image",
+        s(&photo("bus.jpg")),
+        s(&truncated),
+        "--json",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn bad_models_and_manifests_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = photo("bus.jpg");
+    let run = |manifest: &Path| edgemass(&["detect", "--model", s(manifest), "--image", s(&image)]);
+
+    assert_one_line_error(
+        &run(&dir.path().join("absent.model.toml")),
+        "absent.model.toml",
+    );
+
+    let wrong_hash = manifest_variant(dir.path(), "blazeface-256", |t| {
+        t.replace("427cbbe0", "00000000")
+    });
+    assert_one_line_error(&run(&wrong_hash), "sha256");
+
+    let onnx = std::fs::read(cache().join("blazeface/face_detection_back_256x256_barracuda.onnx"))
+        .unwrap();
+    let cut = dir.path().join("cut.onnx");
+    std::fs::write(&cut, &onnx[..onnx.len() / 3]).unwrap();
+    let cut_hash = sha256_hex(&onnx[..onnx.len() / 3]);
+    let truncated = manifest_variant(dir.path(), "blazeface-256", |t| {
+        let t = t.replace(
+            "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2",
+            &cut_hash,
+        );
+        let file = t
+            .lines()
+            .find(|l| l.starts_with("file ="))
+            .unwrap()
+            .to_owned();
+        t.replace(&file, &format!("file = {:?}", cut.display().to_string()))
+    });
+    assert_one_line_error(&run(&truncated), "not a readable ONNX model");
+
+    let wrong_input = manifest_variant(dir.path(), "blazeface-256", |t| {
+        t.replace("layout = \"nhwc\"", "layout = \"nchw\"")
+    });
+    assert_one_line_error(&run(&wrong_input), "does not match its manifest");
+
+    let wrong_name = manifest_variant(dir.path(), "yolov8n-320", |t| {
+        t.replace("name = \"images\"", "name = \"pixels\"")
+    });
+    assert_one_line_error(&run(&wrong_name), "`pixels`");
+
+    let unknown_decoder = manifest_variant(dir.path(), "yolov8n-320", |t| {
+        t.replace("kind = \"yolov8\"", "kind = \"yolov11\"")
+    });
+    assert_one_line_error(&run(&unknown_decoder), "yolov11");
+
+    let wrong_labels = manifest_variant(dir.path(), "yolov8n-320", |t| {
+        t.replace("\"BUTTOCKS_COVERED\",", "")
+    });
+    assert_one_line_error(&run(&wrong_labels), "do not fit its decoder");
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
