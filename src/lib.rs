@@ -2,5 +2,11 @@
 //! they see.
 
 pub mod bench;
+pub mod config;
 pub mod model;
+pub mod observe;
+pub mod pipeline;
+pub mod publish;
+pub mod source;
+pub mod track;
 pub mod vision;

@@ -3,16 +3,18 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use edgemass::bench::{Latency, peak_rss};
+use edgemass::config::{Config, LogConfig, LogFormat};
 use edgemass::model::{Model, npy};
 use edgemass::vision::annotate;
 use edgemass::vision::detector::Detector;
 use edgemass::vision::preprocess::load_image;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +29,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the agent: sources → detections → MQTT events, counts, snapshots and stats.
+    Run {
+        /// The agent configuration (see `edgemass print-config`).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Seconds to drain queues and flush the outbox at shutdown.
+        #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+        grace: f64,
+    },
+    /// Validate a configuration file (with environment overrides) and print what it resolves to.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Print the commented default configuration.
+    PrintConfig,
     /// Detect objects in images with a model package.
     Detect {
         /// The model manifest (NAME.model.toml).
@@ -74,39 +92,60 @@ enum Command {
     },
 }
 
+/// Exit code of a bad configuration (sysexits `EX_USAGE`).
+const EXIT_CONFIG: u8 = 64;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("EDGEMASS_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    let quiet = LogConfig {
+        format: LogFormat::Text,
+        level: "warn".into(),
+    };
     let result = match cli.command {
+        Command::Run { config, grace } => return run(&config, grace),
+        Command::CheckConfig { file } => return check_config(&file),
+        Command::PrintConfig => {
+            print!("{}", edgemass::config::DEFAULT);
+            return ExitCode::SUCCESS;
+        }
         Command::Detect {
             model,
             image,
             json,
             annotate,
-        } => detect(&model, &image, json, annotate.as_deref()),
+        } => {
+            init_logging(&quiet);
+            detect(&model, &image, json, annotate.as_deref())
+        }
         Command::Bench {
             model,
             image,
             runs,
             warmup,
             json,
-        } => bench(&model, image.as_deref(), runs, warmup, json),
+        } => {
+            init_logging(&quiet);
+            bench(&model, image.as_deref(), runs, warmup, json)
+        }
         Command::Tensor { model, image, out } => tensor(&model, &image, &out),
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            let message = format!("{e:#}");
-            eprintln!(
-                "edgemass: error: {}",
-                message.split_whitespace().collect::<Vec<_>>().join(" ")
-            );
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e, ExitCode::FAILURE),
     }
+}
+
+/// Prints an error chain on one line and returns `code`.
+fn fail(e: &anyhow::Error, code: ExitCode) -> ExitCode {
+    eprintln!("edgemass: error: {}", one_line(e));
+    code
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn load_detector(manifest: &Path) -> anyhow::Result<Detector> {
@@ -155,13 +194,7 @@ fn detect(
         let (size, found) = match found {
             Ok(ok) => ok,
             Err(e) => {
-                eprintln!(
-                    "edgemass: error: {}",
-                    format!("{e:#}")
-                        .split_whitespace()
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                );
+                eprintln!("edgemass: error: {}", one_line(&e));
                 failed += 1;
                 continue;
             }
@@ -307,4 +340,93 @@ fn tensor(manifest: &Path, image: &Path, out: &Path) -> anyhow::Result<ExitCode>
     std::fs::write(out, npy::encode_f32(tensor.shape(), &data))
         .with_context(|| format!("cannot write {}", out.display()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGEMASS_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("{},rumqttd=off,rumqttc=warn", log.level))
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn check_config(file: &Path) -> ExitCode {
+    match Config::from_path(file) {
+        Ok(config) => {
+            println!("{}: ok", file.display());
+            println!("{config:#?}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.into(), ExitCode::from(EXIT_CONFIG)),
+    }
+}
+
+fn run(file: &Path, grace: f64) -> ExitCode {
+    let config = match Config::from_path(file) {
+        Ok(config) => config,
+        Err(e) => return fail(&e.into(), ExitCode::from(EXIT_CONFIG)),
+    };
+    if !(grace.is_finite() && grace >= 0.0) {
+        return fail(
+            &anyhow::anyhow!("--grace must be a number of seconds >= 0"),
+            ExitCode::from(EXIT_CONFIG),
+        );
+    }
+    init_logging(&config.log);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            return fail(
+                &anyhow::Error::from(e).context("cannot start the async runtime"),
+                ExitCode::FAILURE,
+            );
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(on_signal(shutdown.clone()));
+        edgemass::pipeline::run(config, shutdown, Duration::from_secs_f64(grace)).await
+    });
+    match result {
+        Ok(summary) => {
+            tracing::info!(
+                events = summary.events,
+                acked = summary.acked,
+                pending = summary.pending,
+                "stopped: {} event(s) produced, {} acknowledged, {} left in the outbox",
+                summary.events,
+                summary.acked,
+                summary.pending
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.into(), ExitCode::FAILURE),
+    }
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot listen for signals");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    shutdown.cancel();
 }

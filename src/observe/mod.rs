@@ -1,0 +1,4 @@
+//! Observability: the stats message, Prometheus metrics and the loopback HTTP listener.
+
+pub mod http;
+pub mod stats;

@@ -1,0 +1,223 @@
+//! Statistics of the running agent: the JSON published on `P/D/stats` and the Prometheus text
+//! served on `/metrics`, both read from the same live counters.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+use crate::bench::peak_rss;
+use crate::pipeline::slot::Slot;
+use crate::pipeline::worker::WorkerStats;
+use crate::publish::client::Status;
+use crate::source::{Frame, SourceStats};
+
+/// The live counters of one camera.
+#[derive(Clone)]
+pub struct CameraCounters {
+    /// Camera name.
+    pub name: String,
+    /// Model id.
+    pub model: String,
+    /// Source counters.
+    pub source: Arc<SourceStats>,
+    /// Inference counters.
+    pub worker: Arc<WorkerStats>,
+    /// The hand-off slot (dropped frames).
+    pub slot: Arc<Slot<Frame>>,
+}
+
+/// Everything stats are made of.
+pub struct Registry {
+    /// When the agent started.
+    pub started: Instant,
+    /// Per camera.
+    pub cameras: Vec<CameraCounters>,
+    /// The publisher's counters.
+    pub publisher: Arc<Status>,
+}
+
+/// Resident memory of this process in bytes.
+fn rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+}
+
+/// Inferred-frame counts at the last stats message, to compute fps over the interval.
+pub struct Rates {
+    at: Instant,
+    inferred: Vec<u64>,
+}
+
+impl Registry {
+    /// Starts rate tracking from now.
+    pub fn rates(&self) -> Rates {
+        Rates {
+            at: Instant::now(),
+            inferred: self
+                .cameras
+                .iter()
+                .map(|c| c.worker.inferred.load(Ordering::Relaxed))
+                .collect(),
+        }
+    }
+
+    /// The stats message; fps is measured since `rates` was last updated.
+    pub fn to_json(&self, rates: &mut Rates) -> Value {
+        let elapsed = rates.at.elapsed().as_secs_f64().max(1e-3);
+        let mut cameras = serde_json::Map::new();
+        for (i, c) in self.cameras.iter().enumerate() {
+            let inferred = c.worker.inferred.load(Ordering::Relaxed);
+            let before = rates.inferred.get(i).copied().unwrap_or(0);
+            let (p50, p95) = c.worker.percentiles().unwrap_or((0.0, 0.0));
+            cameras.insert(
+                c.name.clone(),
+                json!({
+                    "model": c.model,
+                    "fps": ((inferred - before) as f64 / elapsed * 100.0).round() / 100.0,
+                    "inference_ms_p50": (p50 * 10.0).round() / 10.0,
+                    "inference_ms_p95": (p95 * 10.0).round() / 10.0,
+                    "frames": c.source.frames.load(Ordering::Relaxed),
+                    "inferred": inferred,
+                    "dropped_frames": c.slot.dropped(),
+                    "motion_skipped": c.worker.motion_skipped.load(Ordering::Relaxed),
+                    "events": c.worker.events.load(Ordering::Relaxed),
+                    "source_errors": c.source.errors.load(Ordering::Relaxed),
+                    "inference_errors": c.worker.errors.load(Ordering::Relaxed),
+                }),
+            );
+        }
+        *rates = self.rates();
+        let p = &self.publisher;
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "memory_rss_mib": rss().map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+            "memory_peak_mib": peak_rss().map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+            "connected": p.connected.load(Ordering::Relaxed),
+            "outbox_depth": p.outbox_depth.load(Ordering::Relaxed),
+            "outbox_dropped": p.outbox_dropped.load(Ordering::Relaxed),
+            "events_acked": p.events_acked.load(Ordering::Relaxed),
+            "models": self.cameras.iter().map(|c| c.model.clone()).collect::<Vec<_>>(),
+            "cameras": cameras,
+        })
+    }
+
+    /// Prometheus text exposition.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+            let _ = writeln!(
+                out,
+                "# HELP edgemass_{name} {help}\n# TYPE edgemass_{name} {kind}"
+            );
+            for (labels, value) in rows {
+                let _ = writeln!(out, "edgemass_{name}{labels} {value}");
+            }
+        };
+        let per_camera = |f: &dyn Fn(&CameraCounters) -> f64| -> Vec<(String, f64)> {
+            self.cameras
+                .iter()
+                .map(|c| {
+                    (
+                        format!("{{camera=\"{}\",model=\"{}\"}}", c.name, c.model),
+                        f(c),
+                    )
+                })
+                .collect()
+        };
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+        metric(
+            "frames_total",
+            "counter",
+            "Frames delivered by the source.",
+            per_camera(&|c| load(&c.source.frames)),
+        );
+        metric(
+            "inferred_frames_total",
+            "counter",
+            "Frames run through the model.",
+            per_camera(&|c| load(&c.worker.inferred)),
+        );
+        metric(
+            "dropped_frames_total",
+            "counter",
+            "Frames replaced before inference took them.",
+            per_camera(&|c| c.slot.dropped() as f64),
+        );
+        metric(
+            "motion_skipped_frames_total",
+            "counter",
+            "Frames skipped by the motion gate.",
+            per_camera(&|c| load(&c.worker.motion_skipped)),
+        );
+        metric(
+            "events_total",
+            "counter",
+            "Tracked-object events produced.",
+            per_camera(&|c| load(&c.worker.events)),
+        );
+        metric(
+            "source_errors_total",
+            "counter",
+            "Source failures.",
+            per_camera(&|c| load(&c.source.errors)),
+        );
+        metric(
+            "inference_ms_p50",
+            "gauge",
+            "Median inference time of recent frames.",
+            per_camera(&|c| c.worker.percentiles().map_or(0.0, |p| p.0 as f64)),
+        );
+        metric(
+            "inference_ms_p95",
+            "gauge",
+            "95th percentile inference time of recent frames.",
+            per_camera(&|c| c.worker.percentiles().map_or(0.0, |p| p.1 as f64)),
+        );
+        let p = &self.publisher;
+        metric(
+            "mqtt_connected",
+            "gauge",
+            "1 when a broker session is up.",
+            vec![(
+                String::new(),
+                f64::from(u8::from(p.connected.load(Ordering::Relaxed))),
+            )],
+        );
+        metric(
+            "outbox_depth",
+            "gauge",
+            "Events waiting for the broker.",
+            vec![(String::new(), load(&p.outbox_depth))],
+        );
+        metric(
+            "outbox_dropped_total",
+            "counter",
+            "Events dropped because the outbox was full.",
+            vec![(String::new(), load(&p.outbox_dropped))],
+        );
+        metric(
+            "events_acked_total",
+            "counter",
+            "Events acknowledged by the broker.",
+            vec![(String::new(), load(&p.events_acked))],
+        );
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since start.",
+            vec![(String::new(), self.started.elapsed().as_secs_f64().round())],
+        );
+        metric(
+            "memory_rss_bytes",
+            "gauge",
+            "Resident memory.",
+            vec![(String::new(), rss().unwrap_or(0) as f64)],
+        );
+        out
+    }
+}

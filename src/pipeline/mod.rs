@@ -1,0 +1,347 @@
+//! Wiring of sources, inference, tracking and publishing, and graceful shutdown: sources stop,
+//! workers drain and end their objects, the publisher flushes the outbox, all under a grace
+//! period; what is not acknowledged by then stays in the outbox for the next start.
+
+pub mod motion;
+pub mod slot;
+pub mod worker;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::model::Model;
+use crate::observe::stats::{CameraCounters, Registry};
+use crate::publish::broker;
+use crate::publish::client::{self, Outgoing, Settings};
+use crate::publish::command::Command;
+use crate::publish::discovery::{self, CameraEntities};
+use crate::publish::outbox::Outbox;
+use crate::publish::store::{MemoryQueue, Store};
+use crate::publish::topics::Topics;
+use crate::source::{self, SourceStats};
+use crate::track::TrackerConfig;
+use crate::vision::detector::{DetectError, Detector};
+use slot::Slot;
+use worker::{Control, Worker, WorkerStats};
+
+/// Errors that stop the agent from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A camera's model could not be loaded.
+    #[error("camera `{camera}`: cannot load model {path}")]
+    Model {
+        /// Camera name.
+        camera: String,
+        /// Manifest path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: Box<DetectError>,
+    },
+    /// The embedded broker could not start.
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
+    /// The MQTT client could not be prepared.
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+    /// A thread could not be started.
+    #[error("cannot start thread")]
+    Thread(#[source] std::io::Error),
+}
+
+/// What a run did, reported when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// Events the workers produced.
+    pub events: u64,
+    /// Events the broker acknowledged in this run.
+    pub acked: u64,
+    /// Events still in the outbox.
+    pub pending: u64,
+}
+
+/// Runs the agent until `shutdown` is cancelled or every source has ended; then drains within
+/// `grace`.
+pub async fn run(
+    config: Config,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<Summary, AgentError> {
+    let started = Instant::now();
+    let mqtt = config.mqtt.clone();
+    if mqtt.embedded_broker {
+        let ip = if mqtt.host == "localhost" {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            mqtt.host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        };
+        broker::start(SocketAddr::new(ip, mqtt.port))?;
+        tracing::info!("embedded MQTT broker listening on {ip}:{}", mqtt.port);
+    }
+    let cameras = config.cameras.clone();
+    let detectors = tokio::task::spawn_blocking(move || {
+        cameras
+            .iter()
+            .map(|c| {
+                Model::from_manifest_path(&c.model)
+                    .map_err(DetectError::from)
+                    .and_then(Detector::new)
+                    .map_err(|source| AgentError::Model {
+                        camera: c.name.clone(),
+                        path: c.model.clone(),
+                        source: Box::new(source),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??;
+    let topics = Topics::new(&mqtt.prefix, &config.device.id, &mqtt.discovery_prefix);
+    let labels: Vec<(String, Vec<String>)> = config
+        .cameras
+        .iter()
+        .zip(&detectors)
+        .map(|(c, d)| (c.name.clone(), d.labels().to_vec()))
+        .collect();
+    let store = match Outbox::open(&config.outbox.path, config.outbox.capacity) {
+        Ok(outbox) => Store::Disk(outbox),
+        Err(e) => {
+            tracing::error!(
+                "{:#}; events are kept in memory only until it is fixed",
+                anyhow::Error::from(e)
+            );
+            Store::Memory(MemoryQueue::new(config.outbox.capacity))
+        }
+    };
+    let discovery = if mqtt.discovery {
+        let entities: Vec<CameraEntities> = labels
+            .iter()
+            .map(|(c, l)| CameraEntities {
+                camera: c.clone(),
+                labels: l.clone(),
+            })
+            .collect();
+        discovery::configs(&topics, &config.device.id, &config.device.name, &entities)
+    } else {
+        Vec::new()
+    };
+    let (commands_tx, mut commands_rx) = mpsc::channel::<Command>(64);
+    let publisher_stop = CancellationToken::new();
+    let settings = Settings {
+        mqtt: mqtt.clone(),
+        topics: topics.clone(),
+        discovery,
+        cameras: labels.clone(),
+    };
+    let (publisher, publisher_task) =
+        client::spawn(settings, store, commands_tx, publisher_stop.clone())?;
+
+    let sources_stop = CancellationToken::new();
+    let (problems_tx, mut problems_rx) = mpsc::unbounded_channel();
+    let mut counters = Vec::new();
+    let mut controls = Vec::new();
+    let mut threads = Vec::new();
+    for (camera, detector) in config.cameras.iter().zip(detectors) {
+        let slot = Arc::new(Slot::default());
+        let source_stats = Arc::new(SourceStats::default());
+        let worker_stats = Arc::new(WorkerStats::default());
+        let control = Arc::new(Control {
+            enabled: AtomicBool::new(camera.enabled),
+            tracker: Mutex::new(None),
+        });
+        counters.push(CameraCounters {
+            name: camera.name.clone(),
+            model: detector.model().manifest().name.clone(),
+            source: source_stats.clone(),
+            worker: worker_stats.clone(),
+            slot: slot.clone(),
+        });
+        controls.push((camera.name.clone(), control.clone(), camera.tracker.clone()));
+        let ctx = source::Context {
+            slot: slot.clone(),
+            stop: sources_stop.clone(),
+            stats: source_stats,
+            problems: problems_tx.clone(),
+        };
+        let source_thread = source::spawn(camera, ctx).map_err(AgentError::Thread)?;
+        let worker = Worker {
+            camera: camera.clone(),
+            detector,
+            slot: slot.clone(),
+            publisher: publisher.clone(),
+            topics: topics.clone(),
+            control,
+            stats: worker_stats,
+            snapshots: mqtt.snapshots,
+        };
+        threads.push((
+            slot,
+            source_thread,
+            worker.spawn().map_err(AgentError::Thread)?,
+        ));
+    }
+    drop(problems_tx);
+    let registry = Arc::new(Registry {
+        started,
+        cameras: counters,
+        publisher: publisher.status().clone(),
+    });
+
+    let tasks_stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn({
+        let publisher = publisher.clone();
+        let topics = topics.clone();
+        async move {
+            while let Some(p) = problems_rx.recv().await {
+                let body = serde_json::json!({ "camera": p.camera, "error": p.message, "time": source::now() });
+                publisher.send(Outgoing::Notice { topic: topics.error(), payload: body.to_string().into_bytes() }).await;
+            }
+        }
+    }));
+    tasks.push(tokio::spawn(async move {
+        let mut controls = controls;
+        while let Some(command) = commands_rx.recv().await {
+            apply(&mut controls, command);
+        }
+    }));
+    tasks.push(tokio::spawn({
+        let publisher = publisher.clone();
+        let registry = registry.clone();
+        let topic = topics.stats();
+        let every = mqtt.stats_interval;
+        async move {
+            let mut rates = registry.rates();
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let body = registry.to_json(&mut rates).to_string().into_bytes();
+                publisher
+                    .send(Outgoing::Notice {
+                        topic: topic.clone(),
+                        payload: body,
+                    })
+                    .await;
+            }
+        }
+    }));
+    if let Some(addr) = config.http {
+        let registry = registry.clone();
+        let labels = Arc::new(labels.clone());
+        let stop = tasks_stop.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::observe::http::serve(addr, registry, labels, stop).await {
+                tracing::error!("http: cannot serve on {addr}: {e}");
+            }
+        }));
+    }
+
+    let all_ended = async {
+        loop {
+            if threads.iter().all(|(_, _, w)| w.is_finished()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::select! {
+        _ = shutdown.cancelled() => tracing::info!("shutting down"),
+        _ = all_ended => tracing::info!("all sources ended"),
+    }
+    let deadline = Instant::now() + grace;
+    sources_stop.cancel();
+    for (slot, _, _) in &threads {
+        slot.close();
+    }
+    let joined = tokio::task::spawn_blocking(move || {
+        for (_, source, worker) in threads {
+            let _ = source.join();
+            let _ = worker.join();
+        }
+    });
+    if tokio::time::timeout_at(deadline.into(), joined)
+        .await
+        .is_err()
+    {
+        tracing::warn!("inference did not finish within the grace period");
+    }
+    tasks_stop.cancel();
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let events: u64 = registry
+        .cameras
+        .iter()
+        .map(|c| c.worker.events.load(Ordering::Relaxed))
+        .sum();
+    let status = publisher.status().clone();
+    drop(publisher);
+    let mut publisher_task = publisher_task;
+    if tokio::time::timeout_at(deadline.into(), &mut publisher_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "outbox not flushed within the grace period; the rest is sent at the next start"
+        );
+        publisher_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(3), publisher_task).await;
+    }
+    Ok(Summary {
+        events,
+        acked: status.events_acked.load(Ordering::Relaxed),
+        pending: status.outbox_depth.load(Ordering::Relaxed),
+    })
+}
+
+/// Applies a validated command to its camera.
+fn apply(controls: &mut [(String, Arc<Control>, TrackerConfig)], command: Command) {
+    match command {
+        Command::Enable { camera, enabled } => {
+            if let Some((_, control, _)) = controls.iter().find(|(c, _, _)| *c == camera) {
+                control.enabled.store(enabled, Ordering::Relaxed);
+            }
+        }
+        Command::Thresholds {
+            camera,
+            label,
+            min_score,
+            threshold,
+        } => {
+            let Some((_, control, tracker)) = controls.iter_mut().find(|(c, _, _)| *c == camera)
+            else {
+                return;
+            };
+            let mut targets: Vec<&mut crate::track::LabelThresholds> = match &label {
+                Some(label) => {
+                    let current = tracker.thresholds(label);
+                    vec![tracker.labels.entry(label.clone()).or_insert(current)]
+                }
+                None => std::iter::once(&mut tracker.default)
+                    .chain(tracker.labels.values_mut())
+                    .collect(),
+            };
+            for t in targets.iter_mut() {
+                if let Some(v) = min_score {
+                    t.min_score = v;
+                }
+                if let Some(v) = threshold {
+                    t.threshold = v;
+                }
+                t.min_score = t.min_score.min(t.threshold);
+            }
+            if let Ok(mut pending) = control.tracker.lock() {
+                *pending = Some(tracker.clone());
+            }
+        }
+    }
+}

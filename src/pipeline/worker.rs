@@ -1,0 +1,260 @@
+//! One camera's inference loop, on its own thread: newest frame → motion gate → detector →
+//! tracker → events, counts and snapshots for the publisher.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::io::Cursor;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use image::RgbImage;
+use image::codecs::jpeg::JpegEncoder;
+use serde_json::json;
+
+use super::motion::MotionGate;
+use super::slot::{Slot, Taken};
+use crate::config::CameraConfig;
+use crate::publish::client::{Handle, Outgoing};
+use crate::publish::topics::Topics;
+use crate::source::{Frame, now};
+use crate::track::{Event, Tracker, TrackerConfig};
+use crate::vision::Detection;
+use crate::vision::annotate;
+use crate::vision::detector::Detector;
+
+/// Latency samples kept for percentiles.
+const LATENCY_WINDOW: usize = 256;
+/// Least time between two snapshots of one label.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
+
+/// Run-time switches of a camera, changed by MQTT commands.
+#[derive(Debug)]
+pub struct Control {
+    /// Whether frames go to inference.
+    pub enabled: AtomicBool,
+    /// New tracker settings to apply before the next frame.
+    pub tracker: Mutex<Option<TrackerConfig>>,
+}
+
+/// The latest inferred frame and its detections, for `/snapshot/CAMERA.jpg`.
+pub struct Latest {
+    /// The frame as captured.
+    pub frame: RgbImage,
+    /// What was found in it.
+    pub detections: Vec<Detection>,
+}
+
+/// Counters of one camera's inference loop.
+#[derive(Default)]
+pub struct WorkerStats {
+    /// Frames run through the model.
+    pub inferred: AtomicU64,
+    /// Frames skipped by the motion gate.
+    pub motion_skipped: AtomicU64,
+    /// Frames skipped because the camera is disabled.
+    pub disabled_skipped: AtomicU64,
+    /// Inference failures.
+    pub errors: AtomicU64,
+    /// Events produced.
+    pub events: AtomicU64,
+    /// Recent whole-frame inference times in ms (preprocess + run + decode).
+    pub latencies: Mutex<VecDeque<f32>>,
+    /// Latest frame for the HTTP snapshot.
+    pub latest: Mutex<Option<Arc<Latest>>>,
+}
+
+impl WorkerStats {
+    /// p50 and p95 of the recent latencies, in ms.
+    pub fn percentiles(&self) -> Option<(f32, f32)> {
+        let mut v: Vec<f32> = self.latencies.lock().ok()?.iter().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f32::total_cmp);
+        let at = |q: f32| v[(((q * v.len() as f32).ceil() as usize).max(1) - 1).min(v.len() - 1)];
+        Some((at(0.5), at(0.95)))
+    }
+}
+
+/// Everything the loop needs.
+pub struct Worker {
+    /// Camera settings.
+    pub camera: CameraConfig,
+    /// The loaded model.
+    pub detector: Detector,
+    /// Frames from the source.
+    pub slot: Arc<Slot<Frame>>,
+    /// Where events go.
+    pub publisher: Handle,
+    /// Topic names.
+    pub topics: Topics,
+    /// Run-time switches.
+    pub control: Arc<Control>,
+    /// Counters.
+    pub stats: Arc<WorkerStats>,
+    /// Publish retained snapshots per label.
+    pub snapshots: bool,
+}
+
+impl Worker {
+    /// Starts the loop on its own thread; it ends when the slot is closed and empty.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(format!("infer-{}", self.camera.name))
+            .spawn(move || self.run())
+    }
+
+    fn run(self) {
+        let model = self.detector.model().manifest().name.clone();
+        let mut tracker = Tracker::new(&self.camera.name, &model, self.camera.tracker.clone());
+        let mut gate = self
+            .camera
+            .motion_gate
+            .then(|| MotionGate::new(0.002, 25, 50));
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let mut last_snapshot: HashMap<String, Instant> = HashMap::new();
+        let mut was_enabled = true;
+        loop {
+            let frame = match self.slot.take(Duration::from_millis(200)) {
+                Taken::Item(frame) => frame,
+                Taken::Timeout => continue,
+                Taken::Closed => break,
+            };
+            if let Some(config) = self.control.tracker.lock().ok().and_then(|mut t| t.take()) {
+                tracker.set_config(config);
+            }
+            let enabled = self.control.enabled.load(Ordering::Relaxed);
+            if !enabled {
+                if was_enabled {
+                    let events = tracker.end_all(now());
+                    self.emit(&events, &tracker, &mut counts);
+                }
+                was_enabled = false;
+                self.stats.disabled_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            was_enabled = true;
+            if let Some(gate) = gate.as_mut()
+                && !gate.should_infer(&frame.image)
+            {
+                self.stats.motion_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let started = Instant::now();
+            let found = match self.detector.detect(&frame.image) {
+                Ok(found) => found,
+                Err(e) => {
+                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(camera = %self.camera.name, "{:#}", anyhow::Error::from(e));
+                    continue;
+                }
+            };
+            let elapsed = started.elapsed().as_secs_f32() * 1e3;
+            self.stats.inferred.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut l) = self.stats.latencies.lock() {
+                if l.len() == LATENCY_WINDOW {
+                    l.pop_front();
+                }
+                l.push_back(elapsed);
+            }
+            let labels = self.detector.labels();
+            let seen: Vec<_> = found
+                .detections
+                .iter()
+                .map(|d| (labels[d.class].clone(), d.score, d.bbox))
+                .collect();
+            let events = tracker.update(&seen, frame.captured);
+            self.emit(&events, &tracker, &mut counts);
+            if self.snapshots {
+                self.snapshot(&frame.image, &found.detections, &events, &mut last_snapshot);
+            }
+            if let Ok(mut latest) = self.stats.latest.lock() {
+                *latest = Some(Arc::new(Latest {
+                    frame: frame.image,
+                    detections: found.detections,
+                }));
+            }
+        }
+        let events = tracker.end_all(now());
+        self.emit(&events, &tracker, &mut counts);
+    }
+
+    /// Publishes events, then the counts that changed.
+    fn emit(&self, events: &[Event], tracker: &Tracker, counts: &mut BTreeMap<String, usize>) {
+        for event in events {
+            let id = uuid::Uuid::now_v7().to_string();
+            let payload = json!({
+                "id": id,
+                "time": now(),
+                "type": event.kind,
+                "before": event.before,
+                "after": event.after,
+            });
+            self.stats.events.fetch_add(1, Ordering::Relaxed);
+            self.publisher.blocking_send(Outgoing::Event {
+                id,
+                topic: self.topics.events(),
+                payload: payload.to_string().into_bytes(),
+            });
+        }
+        for (label, count) in tracker.counts() {
+            if counts.get(&label) != Some(&count) {
+                self.publisher.blocking_send(Outgoing::State {
+                    topic: self.topics.count(&self.camera.name, &label),
+                    payload: count.to_string().into_bytes(),
+                });
+                counts.insert(label, count);
+            }
+        }
+    }
+
+    /// Publishes a JPEG per label that had a new or updated object, at most once a second each.
+    fn snapshot(
+        &self,
+        frame: &RgbImage,
+        detections: &[Detection],
+        events: &[Event],
+        last: &mut HashMap<String, Instant>,
+    ) {
+        let labels = self.detector.labels();
+        let mut wanted: Vec<&str> = events
+            .iter()
+            .filter(|e| e.kind != crate::track::EventKind::End)
+            .map(|e| e.after.label.as_str())
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        for label in wanted {
+            if last
+                .get(label)
+                .is_some_and(|t| t.elapsed() < SNAPSHOT_EVERY)
+            {
+                continue;
+            }
+            let mine: Vec<Detection> = detections
+                .iter()
+                .filter(|d| labels[d.class] == label)
+                .cloned()
+                .collect();
+            let mut image = frame.clone();
+            annotate::draw(&mut image, &mine, labels);
+            match encode_jpeg(&image) {
+                Ok(jpeg) => {
+                    self.publisher.blocking_send(Outgoing::State {
+                        topic: self.topics.snapshot(&self.camera.name, label),
+                        payload: jpeg,
+                    });
+                    last.insert(label.to_owned(), Instant::now());
+                }
+                Err(e) => tracing::warn!(camera = %self.camera.name, "cannot encode snapshot: {e}"),
+            }
+        }
+    }
+}
+
+/// Encodes an image as JPEG (quality 80).
+pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Cursor::new(Vec::new());
+    JpegEncoder::new_with_quality(&mut out, 80).encode_image(image)?;
+    Ok(out.into_inner())
+}

@@ -1,0 +1,704 @@
+//! The MQTT publisher: one task owns the connection and the event store. Events are stored before
+//! they are sent and forgotten only on PUBACK; each connection starts a fresh client session, so
+//! whatever was in flight when a connection dropped is simply sent again (consumers de-duplicate
+//! by event id). Reconnects back off exponentially with jitter.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rumqttc::{
+    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::command::{self, Command};
+use super::discovery::DiscoveryConfig;
+use super::store::Store;
+use super::topics::Topics;
+use crate::config::Mqtt;
+
+/// Most events sent and not yet acknowledged at once; below rumqttc's in-flight limit so packet
+/// ids never collide.
+const WINDOW: usize = 64;
+const INFLIGHT: u16 = 100;
+
+/// Something to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    /// Stored before sending, QoS 1, re-sent until acknowledged.
+    Event {
+        /// Unique id, for consumers to de-duplicate.
+        id: String,
+        /// Topic.
+        topic: String,
+        /// JSON.
+        payload: Vec<u8>,
+    },
+    /// Retained state (counts, snapshots): the latest per topic is kept while offline and
+    /// published on every connect.
+    State {
+        /// Topic.
+        topic: String,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+    /// Best effort (stats, errors): sent if connected, otherwise counted and skipped.
+    Notice {
+        /// Topic.
+        topic: String,
+        /// Payload.
+        payload: Vec<u8>,
+    },
+}
+
+/// Errors preparing the connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// A TLS file could not be read.
+    #[error("cannot read TLS file {path}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+}
+
+/// Live counters of the publisher, read by stats and `/metrics`.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Whether a broker session is up.
+    pub connected: AtomicBool,
+    /// Events waiting in the store.
+    pub outbox_depth: AtomicU64,
+    /// Events dropped because the store was full.
+    pub outbox_dropped: AtomicU64,
+    /// Events the broker acknowledged.
+    pub events_acked: AtomicU64,
+    /// Store write failures (the event was still sent when connected).
+    pub store_errors: AtomicU64,
+    /// Connections made.
+    pub connections: AtomicU64,
+    /// Notices skipped while offline.
+    pub notices_skipped: AtomicU64,
+}
+
+/// What the publisher needs besides the connection settings.
+pub struct Settings {
+    /// Broker and session options.
+    pub mqtt: Mqtt,
+    /// Topic names.
+    pub topics: Topics,
+    /// Home Assistant discovery configs (empty when disabled).
+    pub discovery: Vec<DiscoveryConfig>,
+    /// Cameras and their labels, for validating commands.
+    pub cameras: Vec<(String, Vec<String>)>,
+}
+
+/// Handle to a running publisher.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Outgoing>,
+    status: Arc<Status>,
+}
+
+impl Handle {
+    /// Queues a message, waiting while the queue is full (events are never dropped here).
+    pub async fn send(&self, message: Outgoing) {
+        let _ = self.tx.send(message).await;
+    }
+
+    /// Queues a message from a non-async thread, waiting while the queue is full.
+    pub fn blocking_send(&self, message: Outgoing) {
+        let _ = self.tx.blocking_send(message);
+    }
+
+    /// Live counters.
+    pub fn status(&self) -> &Arc<Status> {
+        &self.status
+    }
+}
+
+/// Starts the publisher. It ends when every [`Handle`] is dropped and the store is flushed, or
+/// when `stop` is cancelled (after a last attempt to say `offline`). Commands go to `commands`.
+pub fn spawn(
+    settings: Settings,
+    store: Store,
+    commands: mpsc::Sender<Command>,
+    stop: CancellationToken,
+) -> Result<(Handle, tokio::task::JoinHandle<()>), ClientError> {
+    let options = options(&settings)?;
+    let (tx, rx) = mpsc::channel(256);
+    let status = Arc::new(Status::default());
+    let publisher = Publisher {
+        options,
+        settings,
+        store: std::sync::Mutex::new(store),
+        rx,
+        inbound_open: true,
+        commands,
+        stop,
+        status: status.clone(),
+        states: BTreeMap::new(),
+    };
+    publisher.refresh_depth();
+    let task = tokio::spawn(publisher.run());
+    Ok((Handle { tx, status }, task))
+}
+
+fn options(settings: &Settings) -> Result<MqttOptions, ClientError> {
+    let m = &settings.mqtt;
+    let mut o = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
+    o.set_keep_alive(m.keep_alive)
+        .set_clean_session(true)
+        .set_inflight(INFLIGHT)
+        .set_max_packet_size(
+            super::broker::MAX_PAYLOAD + 1024,
+            super::broker::MAX_PAYLOAD + 1024,
+        )
+        .set_last_will(LastWill::new(
+            settings.topics.available(),
+            "offline",
+            QoS::AtLeastOnce,
+            true,
+        ));
+    if let Some(user) = &m.username {
+        o.set_credentials(
+            user.clone(),
+            m.password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default(),
+        );
+    }
+    if let Some(tls) = &m.tls {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| ClientError::TlsFile {
+                path: path.to_owned(),
+                source,
+            })
+        };
+        let client_auth = match &tls.client_cert {
+            Some((cert, key)) => Some((read(cert)?, read(key)?)),
+            None => None,
+        };
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Simple {
+            ca: read(&tls.ca_file)?,
+            alpn: None,
+            client_auth,
+        }));
+    }
+    Ok(o)
+}
+
+struct Publisher {
+    options: MqttOptions,
+    settings: Settings,
+    store: std::sync::Mutex<Store>,
+    rx: mpsc::Receiver<Outgoing>,
+    inbound_open: bool,
+    commands: mpsc::Sender<Command>,
+    stop: CancellationToken,
+    status: Arc<Status>,
+    states: BTreeMap<String, Vec<u8>>,
+}
+
+/// How a session ended.
+enum End {
+    Disconnected,
+    Finished,
+}
+
+/// Per-connection bookkeeping of what was sent and awaits PUBACK.
+#[derive(Default)]
+struct Session {
+    /// One entry per publish request in send order: the store seq of events, `None` otherwise.
+    sent: VecDeque<Option<i64>>,
+    /// Packet id → store seq for QoS 1 publishes in flight (`None` for non-events).
+    inflight: HashMap<u16, Option<i64>>,
+    /// Highest store seq already handed to the client in this session.
+    cursor: i64,
+    events_in_flight: usize,
+}
+
+impl Publisher {
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn run(mut self) {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        loop {
+            let connections = self.status.connections.load(Ordering::Relaxed);
+            match self.session().await {
+                End::Finished => break,
+                End::Disconnected => {
+                    self.status.connected.store(false, Ordering::Relaxed);
+                    if self.status.connections.load(Ordering::Relaxed) > connections {
+                        backoff.reset();
+                    }
+                    let delay = backoff.next();
+                    tracing::info!(
+                        "mqtt: not connected to {}:{}, retrying in {:.1} s",
+                        self.settings.mqtt.host,
+                        self.settings.mqtt.port,
+                        delay.as_secs_f64()
+                    );
+                    let wake = tokio::time::sleep(delay);
+                    tokio::pin!(wake);
+                    loop {
+                        tokio::select! {
+                            _ = &mut wake => break,
+                            _ = self.stop.cancelled() => return,
+                            message = self.rx.recv(), if self.inbound_open => match message {
+                                Some(m) => self.accept_offline(m),
+                                None => self.inbound_open = false,
+                            },
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores or caches a message while no session is up.
+    fn accept_offline(&mut self, message: Outgoing) {
+        match message {
+            Outgoing::Event { id, topic, payload } => {
+                self.store_event(&id, &topic, &payload);
+            }
+            Outgoing::State { topic, payload } => {
+                self.states.insert(topic, payload);
+            }
+            Outgoing::Notice { .. } => {
+                self.status.notices_skipped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn store_event(&mut self, id: &str, topic: &str, payload: &[u8]) -> bool {
+        let pushed = self.store().push(id, topic, payload, false);
+        match pushed {
+            Ok(dropped) => {
+                if dropped > 0 {
+                    tracing::warn!("outbox full: dropped the {dropped} oldest event(s)");
+                }
+                self.refresh_depth();
+                true
+            }
+            Err(e) => {
+                self.status.store_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("{:#}", anyhow::Error::from(e));
+                false
+            }
+        }
+    }
+
+    fn refresh_depth(&self) {
+        if let Ok(depth) = self.store().len() {
+            self.status
+                .outbox_depth
+                .store(depth as u64, Ordering::Relaxed);
+        }
+        if let Ok(dropped) = self.store().dropped() {
+            self.status.outbox_dropped.store(dropped, Ordering::Relaxed);
+        }
+    }
+
+    async fn session(&mut self) -> End {
+        if self.stop.is_cancelled()
+            || (!self.inbound_open && self.store().is_empty().unwrap_or(true))
+        {
+            return End::Finished;
+        }
+        let (client, mut eventloop) = AsyncClient::new(self.options.clone(), 1024);
+        let (events_tx, mut events) = mpsc::channel(1024);
+        let poller = tokio::spawn(async move {
+            loop {
+                let event = eventloop.poll().await;
+                let failed = event.is_err();
+                if events_tx.send(event).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let end = self.drive(&client, &mut events).await;
+        poller.abort();
+        end
+    }
+
+    async fn drive(
+        &mut self,
+        client: &AsyncClient,
+        events: &mut mpsc::Receiver<Result<Event, rumqttc::ConnectionError>>,
+    ) -> End {
+        let mut session = Session::default();
+        let mut connected = false;
+        loop {
+            if connected && !self.inbound_open && self.store().is_empty().unwrap_or(true) {
+                self.say_offline(client, events).await;
+                return End::Finished;
+            }
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(Ok(Event::Incoming(Packet::ConnAck(_)))) => {
+                        connected = true;
+                        self.on_connect(client, &mut session).await;
+                    }
+                    Some(Ok(Event::Outgoing(rumqttc::Outgoing::Publish(pkid)))) => {
+                        let tag = session.sent.pop_front().flatten();
+                        if pkid != 0 {
+                            session.inflight.insert(pkid, tag);
+                        }
+                    }
+                    Some(Ok(Event::Incoming(Packet::PubAck(ack)))) => {
+                        if let Some(Some(seq)) = session.inflight.remove(&ack.pkid) {
+                            session.events_in_flight -= 1;
+                            self.acknowledged(seq);
+                            self.pump(client, &mut session).await;
+                        }
+                    }
+                    Some(Ok(Event::Incoming(Packet::Publish(p)))) => self.on_message(client, &mut session, &p.topic, &p.payload).await,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        if connected {
+                            tracing::warn!("mqtt: connection lost: {e}");
+                        } else {
+                            tracing::debug!("mqtt: connect failed: {e}");
+                        }
+                        return End::Disconnected;
+                    }
+                    None => return End::Disconnected,
+                },
+                message = self.rx.recv(), if self.inbound_open => match message {
+                    None => self.inbound_open = false,
+                    Some(m) if !connected => self.accept_offline(m),
+                    Some(m) => self.publish_now(client, &mut session, m).await,
+                },
+                _ = self.stop.cancelled() => {
+                    if connected {
+                        self.say_offline(client, events).await;
+                    }
+                    return End::Finished;
+                }
+            }
+        }
+    }
+
+    fn acknowledged(&mut self, seq: i64) {
+        let removed = self.store().remove(seq);
+        if let Err(e) = removed {
+            self.status.store_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!("{:#}", anyhow::Error::from(e));
+        }
+        self.status.events_acked.fetch_add(1, Ordering::Relaxed);
+        self.refresh_depth();
+    }
+
+    async fn on_connect(&mut self, client: &AsyncClient, session: &mut Session) {
+        self.status.connected.store(true, Ordering::Relaxed);
+        self.status.connections.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "mqtt: connected to {}:{}",
+            self.settings.mqtt.host,
+            self.settings.mqtt.port
+        );
+        let topics = &self.settings.topics;
+        for filter in [topics.set_filter(), topics.ha_status()] {
+            if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
+                tracing::warn!("mqtt: cannot subscribe to {filter}: {e}");
+            }
+        }
+        let available = topics.available();
+        self.send(
+            client,
+            session,
+            &available,
+            QoS::AtLeastOnce,
+            true,
+            b"online".to_vec(),
+            None,
+        )
+        .await;
+        self.announce(client, session).await;
+        let states: Vec<(String, Vec<u8>)> = self
+            .states
+            .iter()
+            .map(|(t, p)| (t.clone(), p.clone()))
+            .collect();
+        for (topic, payload) in states {
+            self.send(
+                client,
+                session,
+                &topic,
+                QoS::AtMostOnce,
+                true,
+                payload,
+                None,
+            )
+            .await;
+        }
+        self.pump(client, session).await;
+    }
+
+    async fn announce(&mut self, client: &AsyncClient, session: &mut Session) {
+        let configs: Vec<(String, Vec<u8>)> = self
+            .settings
+            .discovery
+            .iter()
+            .map(|c| (c.topic.clone(), c.payload.to_string().into_bytes()))
+            .collect();
+        for (topic, payload) in configs {
+            self.send(
+                client,
+                session,
+                &topic,
+                QoS::AtLeastOnce,
+                true,
+                payload,
+                None,
+            )
+            .await;
+        }
+    }
+
+    /// Sends stored events after the session cursor while the window has room.
+    async fn pump(&mut self, client: &AsyncClient, session: &mut Session) {
+        while session.events_in_flight < WINDOW {
+            let pending = self
+                .store()
+                .pending_after(session.cursor, WINDOW - session.events_in_flight);
+            let batch = match pending {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::error!("{:#}", anyhow::Error::from(e));
+                    return;
+                }
+            };
+            if batch.is_empty() {
+                return;
+            }
+            for p in batch {
+                session.cursor = p.seq;
+                session.events_in_flight += 1;
+                if self.settings.mqtt.print_events {
+                    println!("{}", String::from_utf8_lossy(&p.payload));
+                }
+                self.send(
+                    client,
+                    session,
+                    &p.topic,
+                    QoS::AtLeastOnce,
+                    p.retain,
+                    p.payload,
+                    Some(p.seq),
+                )
+                .await;
+            }
+        }
+    }
+
+    async fn publish_now(
+        &mut self,
+        client: &AsyncClient,
+        session: &mut Session,
+        message: Outgoing,
+    ) {
+        match message {
+            Outgoing::Event { id, topic, payload } => {
+                if self.store_event(&id, &topic, &payload) {
+                    self.pump(client, session).await;
+                } else {
+                    self.send(
+                        client,
+                        session,
+                        &topic,
+                        QoS::AtLeastOnce,
+                        false,
+                        payload,
+                        None,
+                    )
+                    .await;
+                }
+            }
+            Outgoing::State { topic, payload } => {
+                self.states.insert(topic.clone(), payload.clone());
+                self.send(
+                    client,
+                    session,
+                    &topic,
+                    QoS::AtMostOnce,
+                    true,
+                    payload,
+                    None,
+                )
+                .await;
+            }
+            Outgoing::Notice { topic, payload } => {
+                self.send(
+                    client,
+                    session,
+                    &topic,
+                    QoS::AtMostOnce,
+                    false,
+                    payload,
+                    None,
+                )
+                .await;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        client: &AsyncClient,
+        session: &mut Session,
+        topic: &str,
+        qos: QoS,
+        retain: bool,
+        payload: Vec<u8>,
+        seq: Option<i64>,
+    ) {
+        session.sent.push_back(seq);
+        if let Err(e) = client.publish(topic, qos, retain, payload).await {
+            session.sent.pop_back();
+            if seq.is_some() {
+                session.events_in_flight -= 1;
+            }
+            tracing::warn!("mqtt: cannot queue publish to {topic}: {e}");
+        }
+    }
+
+    async fn on_message(
+        &mut self,
+        client: &AsyncClient,
+        session: &mut Session,
+        topic: &str,
+        payload: &[u8],
+    ) {
+        let topics = &self.settings.topics;
+        if topic == topics.ha_status() {
+            if payload == b"online" && !self.settings.discovery.is_empty() {
+                tracing::info!("home assistant is online: republishing discovery");
+                self.announce(client, session).await;
+            }
+            return;
+        }
+        let Some(suffix) = topic.strip_prefix(&topics.set_prefix()) else {
+            return;
+        };
+        let names: Vec<String> = self
+            .settings
+            .cameras
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect();
+        let cameras = &self.settings.cameras;
+        let labels = |camera: &str| -> &[String] {
+            cameras
+                .iter()
+                .find(|(c, _)| c == camera)
+                .map_or(&[][..], |(_, l)| l.as_slice())
+        };
+        match command::parse(topic, suffix, payload, &names, labels) {
+            Ok(command) => {
+                tracing::info!("command: {command:?}");
+                let _ = self.commands.send(command).await;
+            }
+            Err(e) => {
+                tracing::warn!("rejected command: {e}");
+                let body =
+                    serde_json::json!({ "topic": topic, "error": e.to_string() }).to_string();
+                let error_topic = self.settings.topics.error();
+                self.send(
+                    client,
+                    session,
+                    &error_topic,
+                    QoS::AtLeastOnce,
+                    false,
+                    body.into_bytes(),
+                    None,
+                )
+                .await;
+            }
+        }
+    }
+
+    /// Publishes `offline` and disconnects, waiting briefly for the broker to take it.
+    async fn say_offline(
+        &mut self,
+        client: &AsyncClient,
+        events: &mut mpsc::Receiver<Result<Event, rumqttc::ConnectionError>>,
+    ) {
+        let _ = client
+            .publish(
+                self.settings.topics.available(),
+                QoS::AtLeastOnce,
+                true,
+                "offline",
+            )
+            .await;
+        let _ = client.disconnect().await;
+        let deadline = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                event = events.recv() => match event {
+                    Some(Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) | Some(Err(_)) | None => break,
+                    _ => {}
+                },
+            }
+        }
+        self.status.connected.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Exponential backoff with full jitter.
+struct Backoff {
+    base: Duration,
+    max: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    fn new(base: Duration, max: Duration) -> Backoff {
+        Backoff {
+            base,
+            max,
+            attempt: 0,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let ceiling = self
+            .base
+            .saturating_mul(1 << self.attempt.min(16))
+            .min(self.max);
+        self.attempt += 1;
+        ceiling.mul_f64(rand::random_range(0.5..=1.0))
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_to_its_ceiling_with_jitter() {
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let delays: Vec<Duration> = (0..10).map(|_| b.next()).collect();
+        assert!(delays[0] >= Duration::from_millis(50) && delays[0] <= Duration::from_millis(100));
+        assert!(delays[9] >= Duration::from_secs(1) && delays[9] <= Duration::from_secs(2));
+    }
+}

@@ -1,0 +1,551 @@
+//! `edgemass run` end to end against a real mosquitto and the embedded broker: events, counts,
+//! snapshots, stats, discovery, commands, broker outages, `kill -9`, and bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use regex_lite::Regex;
+
+use crate::common::{manifest, photo, root};
+use crate::mqtt::{Agent, Mosquitto, Subscriber, free_port, http_get, wait_for};
+
+const LONG: Duration = Duration::from_secs(120);
+
+/// Options of a test config; `to_toml` writes a complete agent config.
+struct Setup {
+    port: u16,
+    http: Option<u16>,
+    outbox: PathBuf,
+    cameras: Vec<String>,
+    embedded: bool,
+}
+
+impl Setup {
+    fn new(dir: &Path, port: u16) -> Setup {
+        Setup {
+            port,
+            http: None,
+            outbox: dir.join("outbox.sqlite"),
+            cameras: vec![],
+            embedded: false,
+        }
+    }
+
+    fn camera(
+        mut self,
+        name: &str,
+        source: &str,
+        path: &Path,
+        fps: f64,
+        looping: bool,
+        extra: &str,
+    ) -> Setup {
+        self.cameras.push(format!(
+            "[[camera]]\nname = \"{name}\"\nsource = \"{source}\"\npath = {:?}\nfps = {fps}\nloop = {looping}\nmodel = {:?}\nthreshold = 0.5\nmin_score = 0.4\nmax_missed = 1\n{extra}\n",
+            path.display().to_string(),
+            manifest("blazeface-256").display().to_string()
+        ));
+        self
+    }
+
+    fn write(&self, dir: &Path) -> PathBuf {
+        let http = self
+            .http
+            .map_or(String::from("\"\""), |p| format!("\"127.0.0.1:{p}\""));
+        let text = format!(
+            "[device]\nid = \"testdev\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nembedded_broker = {}\nstats_interval_s = 1\nkeep_alive_s = 5\n\n[outbox]\npath = {:?}\n\n[http]\nlisten = {http}\n\n{}",
+            self.port,
+            self.embedded,
+            self.outbox.display().to_string(),
+            self.cameras.join("\n")
+        );
+        let path = dir.join(format!("agent-{}.toml", free_port()));
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+/// A folder with the two photos that have faces.
+fn face_photos(dir: &Path) -> PathBuf {
+    let photos = dir.join("photos");
+    std::fs::create_dir_all(&photos).unwrap();
+    for name in ["bus.jpg", "zidane.jpg"] {
+        std::fs::copy(photo(name), photos.join(name)).unwrap();
+    }
+    photos
+}
+
+#[test]
+fn image_folder_run_publishes_events_counts_snapshots_stats_and_discovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let sub = Subscriber::connect(broker.port, "#");
+    let http = free_port();
+    let mut setup = Setup::new(dir.path(), broker.port).camera(
+        "door",
+        "images",
+        &face_photos(dir.path()),
+        4.0,
+        true,
+        "",
+    );
+    setup.http = Some(http);
+    let mut agent = Agent::start(&setup.write(dir.path()));
+
+    assert!(
+        wait_for(LONG, || sub.on("edgemass/testdev/stats").len() >= 2),
+        "no stats: {}",
+        agent.stderr()
+    );
+    assert!(
+        wait_for(LONG, || !sub
+            .on("edgemass/testdev/door/face/snapshot")
+            .is_empty()),
+        "no snapshot"
+    );
+    let (status, metrics) = http_get(http, "/metrics");
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("edgemass_inferred_frames_total{camera=\"door\",model=\"blazeface-256\"}"),
+        "{metrics}"
+    );
+    assert_eq!(http_get(http, "/healthz").0, 200);
+    let (status, jpeg) = http_get(http, "/snapshot/door.jpg");
+    assert_eq!(status, 200);
+    assert!(image::load_from_memory(&jpeg).is_ok());
+    assert_eq!(http_get(http, "/snapshot/nope.jpg").0, 404);
+
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    assert!(wait_for(Duration::from_secs(10), || sub
+        .on("edgemass/testdev/available")
+        .iter()
+        .any(|m| m.payload == b"offline")));
+
+    let events: Vec<_> = sub
+        .on("edgemass/testdev/events")
+        .iter()
+        .map(|m| m.json())
+        .collect();
+    assert!(events.len() >= 4, "{events:?}");
+    for e in &events {
+        assert!(
+            ["new", "update", "end"].contains(&e["type"].as_str().unwrap()),
+            "{e}"
+        );
+        let after = &e["after"];
+        assert_eq!(after["camera"], "door");
+        assert_eq!(after["label"], "face");
+        assert_eq!(after["model"], "blazeface-256");
+        assert_eq!(after["source"], "edge");
+        assert_eq!(after["box"].as_array().unwrap().len(), 4);
+        assert!(after["top_score"].as_f64().unwrap() >= 0.5);
+        assert!(e["id"].as_str().unwrap().len() >= 32);
+        assert_eq!(e["before"].is_null(), e["type"] == "new", "{e}");
+    }
+    assert_eq!(
+        sub.event_ids("edgemass/testdev/events").len() as u64,
+        agent.produced()
+    );
+    let counts = sub.on("edgemass/testdev/door/face");
+    assert!(counts.iter().any(|m| m.payload != b"0"), "{counts:?}");
+    assert_eq!(
+        counts.last().unwrap().payload,
+        b"0",
+        "count goes back to 0 when objects end"
+    );
+    for snap in sub.on("edgemass/testdev/door/face/snapshot") {
+        let decoded = image::load_from_memory(&snap.payload).expect("snapshot is a JPEG");
+        assert!(decoded.width() >= 720);
+    }
+    let stats = sub.on("edgemass/testdev/stats").last().unwrap().json();
+    assert!(
+        stats["cameras"]["door"]["inferred"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    for key in [
+        "fps",
+        "inference_ms_p50",
+        "inference_ms_p95",
+        "dropped_frames",
+    ] {
+        assert!(
+            stats["cameras"]["door"][key].is_number(),
+            "{key} in {stats}"
+        );
+    }
+    for key in ["uptime_s", "outbox_depth", "memory_rss_mib", "version"] {
+        assert!(!stats[key].is_null(), "{key} in {stats}");
+    }
+
+    // A subscriber that arrives later gets the retained state: discovery, counts, snapshots.
+    let late = Subscriber::connect(broker.port, "#");
+    assert!(wait_for(Duration::from_secs(10), || late
+        .matching(|t| t.starts_with("homeassistant/"))
+        .len()
+        == 4));
+    assert!(wait_for(Duration::from_secs(10), || late
+        .on("edgemass/testdev/door/face/snapshot")
+        .len()
+        == 1));
+    for m in late.matching(|_| true) {
+        assert!(m.retain, "{} was not retained", m.topic);
+    }
+    assert_eq!(late.on("edgemass/testdev/available")[0].payload, b"offline");
+    let topic =
+        Regex::new(r"^homeassistant/(binary_sensor|sensor)/[A-Za-z0-9_-]+/[A-Za-z0-9_-]+/config$")
+            .unwrap();
+    let discovery = late.matching(|t| t.starts_with("homeassistant/"));
+    for m in &discovery {
+        assert!(topic.is_match(&m.topic), "{}", m.topic);
+        let c = m.json();
+        for key in [
+            "name",
+            "unique_id",
+            "state_topic",
+            "availability_topic",
+            "payload_available",
+            "payload_not_available",
+        ] {
+            assert!(c[key].is_string(), "{key} missing in {c}");
+        }
+        assert_eq!(c["device"]["identifiers"][0], "edgemass_testdev");
+        assert!(
+            c["state_topic"]
+                .as_str()
+                .unwrap()
+                .starts_with("edgemass/testdev/")
+        );
+        if m.topic.contains("/binary_sensor/") {
+            assert_eq!(c["device_class"], "occupancy");
+            assert!(c["value_template"].as_str().unwrap().contains("'ON'"));
+        }
+    }
+}
+
+#[test]
+fn video_run_reads_frames_through_ffmpeg() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = dir.path().join("bus.mp4");
+    let made = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-loop", "1", "-i"])
+        .arg(photo("bus.jpg"))
+        .args([
+            "-t",
+            "2",
+            "-r",
+            "10",
+            "-vf",
+            "scale=540:720",
+            "-pix_fmt",
+            "yuv420p",
+        ])
+        .arg(&video)
+        .status()
+        .expect("ffmpeg is installed (.ci/run installs it)");
+    assert!(made.success());
+    let broker = Mosquitto::start(dir.path());
+    let sub = Subscriber::connect(broker.port, "edgemass/#");
+    let setup =
+        Setup::new(dir.path(), broker.port).camera("video", "video", &video, 10.0, false, "");
+    let mut agent = Agent::start(&setup.write(dir.path()));
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    let events: Vec<_> = sub
+        .on("edgemass/testdev/events")
+        .iter()
+        .map(|m| m.json())
+        .collect();
+    let new: Vec<_> = events.iter().filter(|e| e["type"] == "new").collect();
+    assert_eq!(
+        new.len(),
+        2,
+        "two faces tracked across the video's frames: {events:?}"
+    );
+    assert!(events.iter().filter(|e| e["type"] == "end").count() == 2);
+    let frames = new[0]["after"]["frames"].as_u64().unwrap();
+    let end = events.iter().find(|e| e["type"] == "end").unwrap();
+    assert!(
+        end["after"]["frames"].as_u64().unwrap() > frames,
+        "the face was seen in many frames: {end}"
+    );
+}
+
+#[test]
+fn every_event_arrives_across_three_broker_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Mosquitto::start(dir.path());
+    let sub = Subscriber::connect(broker.port, "edgemass/testdev/events");
+    let setup = Setup::new(dir.path(), broker.port).camera(
+        "door",
+        "images",
+        &face_photos(dir.path()),
+        10.0,
+        true,
+        "",
+    );
+    let mut agent = Agent::start(&setup.write(dir.path()));
+    assert!(
+        wait_for(LONG, || !sub.on("edgemass/testdev/events").is_empty()),
+        "{}",
+        agent.stderr()
+    );
+    for _ in 0..3 {
+        broker.stop();
+        std::thread::sleep(Duration::from_millis(1500));
+        broker.restart();
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    let produced = agent.produced();
+    assert!(produced >= 10, "{produced} events");
+    assert!(
+        wait_for(
+            Duration::from_secs(30),
+            || sub.event_ids("edgemass/testdev/events").len() as u64 == produced
+        ),
+        "received {} of {produced} event ids",
+        sub.event_ids("edgemass/testdev/events").len()
+    );
+}
+
+#[test]
+fn events_pending_at_kill_9_are_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let setup = Setup::new(dir.path(), port).camera(
+        "door",
+        "images",
+        &face_photos(dir.path()),
+        10.0,
+        true,
+        "",
+    );
+    let config = setup.write(dir.path());
+    let mut agent = Agent::start(&config);
+    let pending = || {
+        let db = rusqlite::Connection::open(&setup.outbox).ok()?;
+        let mut stmt = db.prepare("SELECT id FROM outbox").ok()?;
+        let ids: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .ok()?
+            .filter_map(Result::ok)
+            .collect();
+        Some(ids)
+    };
+    assert!(
+        wait_for(LONG, || pending().is_some_and(|ids| ids.len() >= 5)),
+        "{}",
+        agent.stderr()
+    );
+    Command::new("kill")
+        .args(["-KILL", &agent.child.id().to_string()])
+        .status()
+        .unwrap();
+    agent.wait(LONG);
+    let before: Vec<String> = pending().unwrap();
+    assert!(before.len() >= 5);
+
+    let broker = Mosquitto::start_on(dir.path(), port);
+    let sub = Subscriber::connect(broker.port, "edgemass/testdev/events");
+    let mut again = Agent::start(&config);
+    let delivered = || {
+        let got = sub.event_ids("edgemass/testdev/events");
+        before.iter().all(|id| got.contains(id))
+    };
+    assert!(
+        wait_for(LONG, delivered),
+        "pending events not delivered; {}",
+        again.stderr()
+    );
+    again.terminate();
+    assert_eq!(again.wait(LONG), 0);
+}
+
+#[test]
+fn bad_commands_sources_images_and_outbox_are_reported_and_the_agent_keeps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let sub = Subscriber::connect(broker.port, "#");
+    let photos = face_photos(dir.path());
+    std::fs::write(photos.join("broken.jpg"), b"\xff\xd8\xff\xe0 not a jpeg").unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let mut setup = Setup::new(dir.path(), broker.port)
+        .camera("door", "images", &photos, 5.0, true, "")
+        .camera(
+            "gone",
+            "stream",
+            Path::new("http://127.0.0.1:9/nothing.mjpg"),
+            5.0,
+            false,
+            "",
+        );
+    setup.outbox = blocker.join("outbox.sqlite");
+    let mut agent = Agent::start(&setup.write(dir.path()));
+    assert!(
+        wait_for(LONG, || !sub.on("edgemass/testdev/events").is_empty()),
+        "{}",
+        agent.stderr()
+    );
+
+    for (topic, payload) in [
+        ("edgemass/testdev/set/door/thresholds", "not json"),
+        (
+            "edgemass/testdev/set/door/thresholds",
+            r#"{"threshold":"high"}"#,
+        ),
+        ("edgemass/testdev/set/door/enabled", "42"),
+        ("edgemass/testdev/set/attic/enabled", "true"),
+        ("edgemass/testdev/set/door/reboot", "true"),
+    ] {
+        sub.publish(topic, payload);
+    }
+    let errors = || {
+        sub.on("edgemass/testdev/error")
+            .iter()
+            .map(|m| m.json())
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_for(LONG, || errors()
+            .iter()
+            .filter(|e| e["topic"].is_string())
+            .count()
+            >= 5),
+        "{:?}",
+        errors()
+    );
+    let all = errors();
+    assert!(all.iter().any(|e| {
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown camera `attic`")
+    }));
+    assert!(
+        wait_for(LONG, || errors().iter().any(|e| e["camera"] == "gone")),
+        "{:?}",
+        errors()
+    );
+    assert!(wait_for(LONG, || errors().iter().any(|e| e["camera"]
+        == "door"
+        && e["error"].as_str().unwrap().contains("broken.jpg"))));
+    assert!(
+        agent.stderr().contains("cannot open outbox"),
+        "{}",
+        agent.stderr()
+    );
+
+    let seen = sub.on("edgemass/testdev/events").len();
+    assert!(
+        wait_for(LONG, || sub.on("edgemass/testdev/events").len() > seen + 2),
+        "events keep flowing"
+    );
+    sub.publish("edgemass/testdev/set/door/enabled", "false");
+    std::thread::sleep(Duration::from_secs(2));
+    let stopped = sub.on("edgemass/testdev/events").len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        sub.on("edgemass/testdev/events").len(),
+        stopped,
+        "a disabled camera produces no events"
+    );
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+}
+
+#[test]
+fn embedded_broker_serves_a_subscriber_with_nothing_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut setup = Setup::new(dir.path(), port).camera(
+        "door",
+        "images",
+        &face_photos(dir.path()),
+        5.0,
+        true,
+        "",
+    );
+    setup.embedded = true;
+    let mut agent = Agent::start(&setup.write(dir.path()));
+    let sub = Subscriber::connect(port, "edgemass/#");
+    assert!(
+        wait_for(LONG, || sub.on("edgemass/testdev/events").len() >= 2),
+        "{}",
+        agent.stderr()
+    );
+    assert!(
+        sub.on("edgemass/testdev/available")
+            .iter()
+            .any(|m| m.payload == b"online")
+    );
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+}
+
+#[test]
+fn demo_config_runs_the_sample_photos_and_prints_events() {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgemass"))
+        .args(["run", "--config"])
+        .arg(root().join("firmware-config/demo.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        events.iter().any(|e| e["after"]["label"] == "face"),
+        "{stdout}"
+    );
+    assert!(
+        events.iter().any(|e| e["after"]["label"] == "text"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("0 left in the outbox"), "{stderr}");
+}
+
+#[test]
+fn bad_config_exits_64_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Setup::new(dir.path(), 1883)
+        .camera("door", "images", dir.path(), 0.0, false, "")
+        .write(dir.path());
+    for cmd in ["run", "check-config"] {
+        let mut args = vec![cmd];
+        if cmd == "run" {
+            args.push("--config");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_edgemass"))
+            .args(&args)
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(stderr.contains("camera[0].fps"), "{stderr}");
+    }
+    let printed = Command::new(env!("CARGO_BIN_EXE_edgemass"))
+        .arg("print-config")
+        .output()
+        .unwrap();
+    let default = dir.path().join("default.toml");
+    std::fs::write(&default, &printed.stdout).unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_edgemass"))
+        .arg("check-config")
+        .arg(&default)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
