@@ -2,7 +2,7 @@
 """Benchmark each model with tract (`edgemass bench`) and onnxruntime on the same file and input.
 
 The input tensor comes from `edgemass tensor`, so both runtimes see identical values. Prints a
-Markdown table: tract single-thread latency beside onnxruntime with 1 and 2 threads.
+Markdown table: tract latency with 1 and 2 threads beside onnxruntime with 1 and 2 threads.
 
 Usage: python3 models/bench.py [--edgemass target/release/edgemass] [--image PHOTO] [--runs N]
 Needs: pip install onnxruntime numpy; the model cache filled by models/fetch.py.
@@ -50,15 +50,19 @@ def main():
     cache = ROOT / "models" / "cache"
     print(f"input: {Path(args.image).name}; {args.runs} timed runs; medians (p95) in ms; onnxruntime {ort.__version__}")
     print()
-    print("| model | input | load ms | tract 1 thread | frames/s (whole frame) | peak RSS MiB | ORT 1 thread | ORT 2 threads | tract / ORT (1 thread) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| model | input | load ms | tract 1 thread | tract 2 threads | frames/s (whole frame, 1 thread) | peak RSS MiB | ORT 1 thread | ORT 2 threads | tract / ORT (1 thread) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
         manifest = ROOT / "models" / f"{name}.model.toml"
         spec = tomllib.loads(manifest.read_text())
         model_file = Path(spec["file"].replace("{cache}", str(cache)))
-        tract = json.loads(subprocess.run(
-            [args.edgemass, "bench", "--model", str(manifest), "--image", args.image, "--runs", str(args.runs), "--json"],
-            check=True, capture_output=True, text=True).stdout)
+        def tract_bench(threads):
+            return json.loads(subprocess.run(
+                [args.edgemass, "bench", "--model", str(manifest), "--image", args.image, "--runs", str(args.runs),
+                 "--threads", str(threads), "--json"],
+                check=True, capture_output=True, text=True).stdout)
+        tract = tract_bench(1)
+        tract2 = tract_bench(2)
         with tempfile.TemporaryDirectory() as tmp:
             tensor = Path(tmp) / "x.npy"
             subprocess.run([args.edgemass, "tensor", "--model", str(manifest), "--image", args.image, "--out", str(tensor)],
@@ -68,6 +72,7 @@ def main():
         two = ort_latency(model_file, x, 2, args.runs)
         size = f"{spec['input']['width']}x{spec['input']['height']}"
         print(f"| {name} | {size} | {tract['load_ms']:.0f} | {tract['inference_p50_ms']:.1f} ({tract['inference_p95_ms']:.1f}) "
+              f"| {tract2['inference_p50_ms']:.1f} ({tract2['inference_p95_ms']:.1f}) "
               f"| {tract['frames_per_s']:.1f} | {tract['peak_rss_mib']:.0f} | {one[0]:.1f} ({one[1]:.1f}) | {two[0]:.1f} ({two[1]:.1f}) "
               f"| {tract['inference_p50_ms'] / one[0]:.2f}x |", flush=True)
     return 0

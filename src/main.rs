@@ -9,6 +9,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use edgemass::bench::{Latency, peak_rss};
 use edgemass::config::{Config, LogConfig, LogFormat};
+use edgemass::model::threads::with_threads;
 use edgemass::model::{Model, npy};
 use edgemass::vision::annotate;
 use edgemass::vision::detector::Detector;
@@ -77,6 +78,9 @@ enum Command {
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Inference threads (tract matrix products).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
     /// Write the exact input tensor a model gets for an image, as .npy, to replay it elsewhere.
     Tensor {
@@ -123,9 +127,12 @@ fn main() -> ExitCode {
             runs,
             warmup,
             json,
+            threads,
         } => {
             init_logging(&quiet);
-            bench(&model, image.as_deref(), runs, warmup, json)
+            with_threads(threads, "bench", || {
+                bench(&model, image.as_deref(), runs, warmup, json, threads)
+            })
         }
         Command::Tensor { model, image, out } => tensor(&model, &image, &out),
     };
@@ -263,6 +270,7 @@ fn bench(
     runs: usize,
     warmup: usize,
     json: bool,
+    threads: usize,
 ) -> anyhow::Result<ExitCode> {
     if runs == 0 {
         bail!("--runs must be at least 1");
@@ -298,7 +306,7 @@ fn bench(
         println!(
             "{}",
             json!({
-                "model": m.name, "input": [m.input.width, m.input.height], "runs": runs,
+                "model": m.name, "input": [m.input.width, m.input.height], "runs": runs, "threads": threads,
                 "load_ms": ms(load), "inference_p50_ms": ms(infer.p50), "inference_p95_ms": ms(infer.p95),
                 "end_to_end_p50_ms": ms(total.p50), "end_to_end_p95_ms": ms(total.p95),
                 "frames_per_s": total.per_second(), "peak_rss_mib": rss_mib,
@@ -306,7 +314,7 @@ fn bench(
         );
     } else {
         println!(
-            "model {} ({}x{}), {runs} runs after {warmup} warm-up, 1 thread",
+            "model {} ({}x{}), {runs} runs after {warmup} warm-up, {threads} thread(s)",
             m.name, m.input.width, m.input.height
         );
         println!("| stage | p50 ms | p95 ms |");

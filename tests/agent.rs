@@ -306,8 +306,14 @@ fn every_event_arrives_across_three_broker_restarts() {
             Duration::from_secs(30),
             || sub.event_ids("edgemass/testdev/events").len() as u64 == produced
         ),
-        "received {} of {produced} event ids",
-        sub.event_ids("edgemass/testdev/events").len()
+        "received {} of {produced} event ids; agent: {}",
+        sub.event_ids("edgemass/testdev/events").len(),
+        agent
+            .stderr()
+            .lines()
+            .filter(|l| l.contains("stopped:") || l.contains("mqtt"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -439,6 +445,18 @@ fn bad_commands_sources_images_and_outbox_are_reported_and_the_agent_keeps_runni
         agent.stderr()
     );
 
+    let announced = sub
+        .matching(|t| t.starts_with("homeassistant/") && t.ends_with("/config"))
+        .len();
+    sub.publish("homeassistant/status", "online");
+    assert!(
+        wait_for(LONG, || sub
+            .matching(|t| t.starts_with("homeassistant/") && t.ends_with("/config"))
+            .len()
+            >= announced + 8),
+        "discovery is republished when Home Assistant comes online"
+    );
+
     let seen = sub.on("edgemass/testdev/events").len();
     assert!(
         wait_for(LONG, || sub.on("edgemass/testdev/events").len() > seen + 2),
@@ -547,5 +565,127 @@ fn bad_config_exits_64_naming_the_key() {
         check.status.success(),
         "{}",
         String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn tls_with_a_password_from_the_environment_reaches_a_locked_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(d)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=edgemass test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        d.join("san.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    let passwd = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(d.join("passwd"))
+        .args(["agent", "s3cret-pw"])
+        .status()
+        .unwrap();
+    assert!(passwd.success());
+    // mosquitto started as root drops to its own user, which must read the test key and passwords.
+    for file in ["server.key", "passwd"] {
+        std::fs::set_permissions(
+            d.join(file),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let port = free_port();
+    std::fs::write(
+        d.join("tls.conf"),
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {0}/passwd\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let mut broker = Command::new("mosquitto")
+        .arg("-c")
+        .arg(d.join("tls.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    }));
+
+    let setup = Setup::new(d, port).camera("door", "images", &face_photos(d), 5.0, false, "");
+    let config = setup.write(d);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "embedded_broker = false",
+        &format!(
+            "embedded_broker = false\ntls = true\nca_file = {:?}\nusername = \"agent\"",
+            d.join("ca.pem").display().to_string()
+        ),
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut agent = Agent::start_with_env(&config, &[("EDGEMASS_MQTT_PASSWORD", "s3cret-pw")]);
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    let stderr = agent.stderr();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert!(stderr.contains("mqtt: connected"), "{stderr}");
+    assert!(stderr.contains("0 left in the outbox"), "{stderr}");
+    assert!(agent.produced() >= 4, "{stderr}");
+    assert!(
+        !stderr.contains("s3cret-pw"),
+        "the password leaked into the log"
     );
 }

@@ -57,13 +57,18 @@ impl Mosquitto {
     }
 
     pub fn restart(&mut self) {
+        // mosquitto started as root drops to its own user, which must be able to save its queues.
+        let store = self.dir.join("mosquitto-db");
+        std::fs::create_dir_all(&store).unwrap();
+        std::fs::set_permissions(&store, std::os::unix::fs::PermissionsExt::from_mode(0o777))
+            .unwrap();
         let conf = self.dir.join("mosquitto.conf");
         std::fs::write(
             &conf,
             format!(
                 "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\nmax_queued_messages 100000\n",
                 self.port,
-                self.dir.display()
+                store.display()
             ),
         )
         .unwrap();
@@ -71,7 +76,7 @@ impl Mosquitto {
             .arg("-c")
             .arg(&conf)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("mosquitto.log")).unwrap())
             .spawn()
             .expect("mosquitto is installed (apt-get install mosquitto; .ci/run does it)");
         self.child = Some(child);
@@ -86,9 +91,14 @@ impl Mosquitto {
         );
     }
 
+    /// Stops the broker as a service restart does (SIGTERM), so it saves the queues of
+    /// persistent sessions; a broker killed with SIGKILL loses messages it had acknowledged,
+    /// which no client can prevent.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
             let _ = child.wait();
         }
     }
@@ -96,7 +106,10 @@ impl Mosquitto {
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -223,12 +236,17 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(config: &Path) -> Agent {
+        Agent::start_with_env(config, &[])
+    }
+
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Agent {
         let dir = config.parent().unwrap();
         let stderr_path = dir.join(format!("agent-{}.stderr", free_port()));
         let child = Command::new(env!("CARGO_BIN_EXE_edgemass"))
             .args(["run", "--config"])
             .arg(config)
             .env("EDGEMASS_LOG", "info,rumqttd=off")
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()

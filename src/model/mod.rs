@@ -3,6 +3,7 @@
 pub mod manifest;
 pub mod npy;
 mod quirks;
+pub mod threads;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -178,6 +178,7 @@ pub async fn run(
             control,
             stats: worker_stats,
             snapshots: mqtt.snapshots,
+            threads: config.inference.threads,
         };
         threads.push((
             slot,

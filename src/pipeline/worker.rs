@@ -14,6 +14,7 @@ use serde_json::json;
 use super::motion::MotionGate;
 use super::slot::{Slot, Taken};
 use crate::config::CameraConfig;
+use crate::model::threads::with_threads;
 use crate::publish::client::{Handle, Outgoing};
 use crate::publish::topics::Topics;
 use crate::source::{Frame, now};
@@ -94,14 +95,17 @@ pub struct Worker {
     pub stats: Arc<WorkerStats>,
     /// Publish retained snapshots per label.
     pub snapshots: bool,
+    /// Threads for this camera's matrix products.
+    pub threads: usize,
 }
 
 impl Worker {
     /// Starts the loop on its own thread; it ends when the slot is closed and empty.
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let name = format!("infer-{}", self.camera.name);
         std::thread::Builder::new()
-            .name(format!("infer-{}", self.camera.name))
-            .spawn(move || self.run())
+            .name(name.clone())
+            .spawn(move || with_threads(self.threads, &name, || self.run()))
     }
 
     fn run(self) {
