@@ -432,16 +432,7 @@ impl Publisher {
             .map(|(t, p)| (t.clone(), p.clone()))
             .collect();
         for (topic, payload) in states {
-            self.send(
-                client,
-                session,
-                &topic,
-                QoS::AtMostOnce,
-                true,
-                payload,
-                None,
-            )
-            .await;
+            self.send_state(client, session, &topic, payload).await;
         }
         self.pump(client, session).await;
     }
@@ -528,16 +519,7 @@ impl Publisher {
             }
             Outgoing::State { topic, payload } => {
                 self.states.insert(topic.clone(), payload.clone());
-                self.send(
-                    client,
-                    session,
-                    &topic,
-                    QoS::AtMostOnce,
-                    true,
-                    payload,
-                    None,
-                )
-                .await;
+                self.send_state(client, session, &topic, payload).await;
             }
             Outgoing::Notice { topic, payload } => {
                 self.send(
@@ -552,6 +534,18 @@ impl Publisher {
                 .await;
             }
         }
+    }
+
+    /// Publishes retained state at QoS 0: it is cached and sent again on every connect anyway.
+    async fn send_state(
+        &self,
+        client: &AsyncClient,
+        session: &mut Session,
+        topic: &str,
+        payload: Vec<u8>,
+    ) {
+        self.send(client, session, topic, QoS::AtMostOnce, true, payload, None)
+            .await;
     }
 
     #[allow(clippy::too_many_arguments)]
