@@ -19,6 +19,7 @@ struct Setup {
     outbox: PathBuf,
     cameras: Vec<String>,
     embedded: bool,
+    json_logs: bool,
 }
 
 impl Setup {
@@ -29,6 +30,7 @@ impl Setup {
             outbox: dir.join("outbox.sqlite"),
             cameras: vec![],
             embedded: false,
+            json_logs: false,
         }
     }
 
@@ -54,7 +56,8 @@ impl Setup {
             .http
             .map_or(String::from("\"\""), |p| format!("\"127.0.0.1:{p}\""));
         let text = format!(
-            "[device]\nid = \"testdev\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nembedded_broker = {}\nstats_interval_s = 1\nkeep_alive_s = 5\n\n[outbox]\npath = {:?}\n\n[http]\nlisten = {http}\n\n{}",
+            "[device]\nid = \"testdev\"\n\n[log]\nformat = \"{}\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nembedded_broker = {}\nstats_interval_s = 1\nkeep_alive_s = 5\n\n[outbox]\npath = {:?}\n\n[http]\nlisten = {http}\n\n{}",
+            if self.json_logs { "json" } else { "text" },
             self.port,
             self.embedded,
             self.outbox.display().to_string(),
@@ -488,6 +491,7 @@ fn embedded_broker_serves_a_subscriber_with_nothing_installed() {
         "",
     );
     setup.embedded = true;
+    setup.json_logs = true;
     let mut agent = Agent::start(&setup.write(dir.path()));
     let sub = Subscriber::connect(port, "edgemass/#");
     assert!(
@@ -502,6 +506,17 @@ fn embedded_broker_serves_a_subscriber_with_nothing_installed() {
     );
     agent.terminate();
     assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    let logs: Vec<serde_json::Value> = agent
+        .stderr()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON log line"))
+        .collect();
+    assert!(
+        logs.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("stopped:"))),
+        "{logs:?}"
+    );
 }
 
 #[test]
