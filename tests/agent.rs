@@ -466,7 +466,7 @@ fn bad_commands_sources_images_and_outbox_are_reported_and_the_agent_keeps_runni
         "events keep flowing"
     );
     sub.publish("edgemass/testdev/set/door/enabled", "false");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_secs(3));
     let stopped = sub.on("edgemass/testdev/events").len();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
