@@ -39,8 +39,18 @@ impl Latency {
 
 /// Peak resident set size of this process in bytes (Linux `VmHWM`), if the kernel reports it.
 pub fn peak_rss() -> Option<u64> {
+    status_bytes("VmHWM:")
+}
+
+/// Current resident set size of this process in bytes (Linux `VmRSS`).
+pub fn current_rss() -> Option<u64> {
+    status_bytes("VmRSS:")
+}
+
+/// A kB field of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
 }

@@ -183,6 +183,7 @@ fn detect(
         let found = load_image(path)
             .map_err(anyhow::Error::from)
             .and_then(|image| {
+                let (w, h) = image.dimensions();
                 let found = detector.detect(&image)?;
                 if let Some(out) = annotate_to {
                     let target = if annotate_dir {
@@ -196,7 +197,7 @@ fn detect(
                         .save(&target)
                         .with_context(|| format!("cannot write {}", target.display()))?;
                 }
-                Ok((image_size_note(path), found))
+                Ok((format!(" ({w}x{h})"), found))
             });
         let (size, found) = match found {
             Ok(ok) => ok,
@@ -251,12 +252,6 @@ fn detect(
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn image_size_note(path: &Path) -> String {
-    image::image_dimensions(path)
-        .map(|(w, h)| format!(" ({w}x{h})"))
-        .unwrap_or_default()
 }
 
 fn round(v: f32, digits: i32) -> f64 {
@@ -319,7 +314,7 @@ fn bench(
         );
         println!("| stage | p50 ms | p95 ms |");
         println!("|---|---:|---:|");
-        println!("| load + plan | {:.1} | |", ms(load));
+        println!("| load, plan and first run | {:.1} | |", ms(load));
         println!(
             "| inference | {:.2} | {:.2} |",
             ms(infer.p50),

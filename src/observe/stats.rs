@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::bench::peak_rss;
+use crate::bench::{current_rss, peak_rss};
 use crate::pipeline::slot::Slot;
 use crate::pipeline::worker::WorkerStats;
 use crate::publish::client::Status;
@@ -39,11 +39,8 @@ pub struct Registry {
     pub publisher: Arc<Status>,
 }
 
-/// Resident memory of this process in bytes.
-fn rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// Inferred-frame counts at the last stats message, to compute fps over the interval.
@@ -72,7 +69,10 @@ impl Registry {
         for (i, c) in self.cameras.iter().enumerate() {
             let inferred = c.worker.inferred.load(Ordering::Relaxed);
             let before = rates.inferred.get(i).copied().unwrap_or(0);
-            let (p50, p95) = c.worker.percentiles().unwrap_or((0.0, 0.0));
+            let (p50, p95) = c
+                .worker
+                .latency()
+                .map_or((0.0, 0.0), |l| (ms(l.p50), ms(l.p95)));
             cameras.insert(
                 c.name.clone(),
                 json!({
@@ -95,7 +95,7 @@ impl Registry {
         json!({
             "version": env!("CARGO_PKG_VERSION"),
             "uptime_s": self.started.elapsed().as_secs(),
-            "memory_rss_mib": rss().map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
+            "memory_rss_mib": current_rss().map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
             "memory_peak_mib": peak_rss().map(|b| (b as f64 / 1048576.0 * 10.0).round() / 10.0),
             "connected": p.connected.load(Ordering::Relaxed),
             "outbox_depth": p.outbox_depth.load(Ordering::Relaxed),
@@ -170,13 +170,13 @@ impl Registry {
             "inference_ms_p50",
             "gauge",
             "Median inference time of recent frames.",
-            per_camera(&|c| c.worker.percentiles().map_or(0.0, |p| p.0 as f64)),
+            per_camera(&|c| c.worker.latency().map_or(0.0, |l| ms(l.p50))),
         );
         metric(
             "inference_ms_p95",
             "gauge",
             "95th percentile inference time of recent frames.",
-            per_camera(&|c| c.worker.percentiles().map_or(0.0, |p| p.1 as f64)),
+            per_camera(&|c| c.worker.latency().map_or(0.0, |l| ms(l.p95))),
         );
         let p = &self.publisher;
         metric(
@@ -216,7 +216,7 @@ impl Registry {
             "memory_rss_bytes",
             "gauge",
             "Resident memory.",
-            vec![(String::new(), rss().unwrap_or(0) as f64)],
+            vec![(String::new(), current_rss().unwrap_or(0) as f64)],
         );
         out
     }

@@ -13,6 +13,7 @@ use serde_json::json;
 
 use super::motion::MotionGate;
 use super::slot::{Slot, Taken};
+use crate::bench::Latency;
 use crate::config::CameraConfig;
 use crate::model::threads::with_threads;
 use crate::publish::client::{Handle, Outgoing};
@@ -58,22 +59,17 @@ pub struct WorkerStats {
     pub errors: AtomicU64,
     /// Events produced.
     pub events: AtomicU64,
-    /// Recent whole-frame inference times in ms (preprocess + run + decode).
-    pub latencies: Mutex<VecDeque<f32>>,
+    /// Recent whole-frame inference times (preprocess + run + decode).
+    pub latencies: Mutex<VecDeque<Duration>>,
     /// Latest frame for the HTTP snapshot.
     pub latest: Mutex<Option<Arc<Latest>>>,
 }
 
 impl WorkerStats {
-    /// p50 and p95 of the recent latencies, in ms.
-    pub fn percentiles(&self) -> Option<(f32, f32)> {
-        let mut v: Vec<f32> = self.latencies.lock().ok()?.iter().copied().collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f32::total_cmp);
-        let at = |q: f32| v[(((q * v.len() as f32).ceil() as usize).max(1) - 1).min(v.len() - 1)];
-        Some((at(0.5), at(0.95)))
+    /// Percentiles of the recent latencies; `None` before the first frame.
+    pub fn latency(&self) -> Option<Latency> {
+        let samples: Vec<Duration> = self.latencies.lock().ok()?.iter().copied().collect();
+        Latency::of(&samples)
     }
 }
 
@@ -153,7 +149,7 @@ impl Worker {
                     continue;
                 }
             };
-            let elapsed = started.elapsed().as_secs_f32() * 1e3;
+            let elapsed = started.elapsed();
             self.stats.inferred.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut l) = self.stats.latencies.lock() {
                 if l.len() == LATENCY_WINDOW {

@@ -136,7 +136,7 @@ pub fn spawn(
     let publisher = Publisher {
         options,
         settings,
-        store: std::sync::Mutex::new(store),
+        store,
         rx,
         inbound_open: true,
         commands,
@@ -197,7 +197,7 @@ fn options(settings: &Settings) -> Result<MqttOptions, ClientError> {
 struct Publisher {
     options: MqttOptions,
     settings: Settings,
-    store: std::sync::Mutex<Store>,
+    store: Store,
     rx: mpsc::Receiver<Outgoing>,
     inbound_open: bool,
     commands: mpsc::Sender<Command>,
@@ -225,12 +225,6 @@ struct Session {
 }
 
 impl Publisher {
-    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
-        self.store
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
     async fn run(mut self) {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
         loop {
@@ -282,7 +276,7 @@ impl Publisher {
     }
 
     fn store_event(&mut self, id: &str, topic: &str, payload: &[u8]) -> bool {
-        let pushed = self.store().push(id, topic, payload, false);
+        let pushed = self.store.push(id, topic, payload, false);
         match pushed {
             Ok(dropped) => {
                 if dropped > 0 {
@@ -300,19 +294,18 @@ impl Publisher {
     }
 
     fn refresh_depth(&self) {
-        if let Ok(depth) = self.store().len() {
+        if let Ok(depth) = self.store.len() {
             self.status
                 .outbox_depth
                 .store(depth as u64, Ordering::Relaxed);
         }
-        if let Ok(dropped) = self.store().dropped() {
+        if let Ok(dropped) = self.store.dropped() {
             self.status.outbox_dropped.store(dropped, Ordering::Relaxed);
         }
     }
 
     async fn session(&mut self) -> End {
-        if self.stop.is_cancelled()
-            || (!self.inbound_open && self.store().is_empty().unwrap_or(true))
+        if self.stop.is_cancelled() || (!self.inbound_open && self.store.is_empty().unwrap_or(true))
         {
             return End::Finished;
         }
@@ -340,7 +333,7 @@ impl Publisher {
         let mut session = Session::default();
         let mut connected = false;
         loop {
-            if connected && !self.inbound_open && self.store().is_empty().unwrap_or(true) {
+            if connected && !self.inbound_open && self.store.is_empty().unwrap_or(true) {
                 self.say_offline(client, events).await;
                 return End::Finished;
             }
@@ -391,7 +384,7 @@ impl Publisher {
     }
 
     fn acknowledged(&mut self, seq: i64) {
-        let removed = self.store().remove(seq);
+        let removed = self.store.remove(seq);
         if let Err(e) = removed {
             self.status.store_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!("{:#}", anyhow::Error::from(e));
@@ -462,7 +455,7 @@ impl Publisher {
     async fn pump(&mut self, client: &AsyncClient, session: &mut Session) {
         while session.events_in_flight < WINDOW {
             let pending = self
-                .store()
+                .store
                 .pending_after(session.cursor, WINDOW - session.events_in_flight);
             let batch = match pending {
                 Ok(batch) => batch,
