@@ -159,6 +159,7 @@ fn outbox_rate(dir: &Path, port: u16) -> f64 {
             topics: topics.clone(),
             discovery: vec![],
             cameras: vec![],
+            text_in: None,
         };
         let (commands, _commands_rx) = tokio::sync::mpsc::channel(1);
         let (handle, task) =

@@ -1,4 +1,4 @@
-//! Latency statistics and process memory for `edgemass bench`.
+//! Latency statistics and process memory, for `edgemass bench` and the running agent's stats.
 
 use std::time::Duration;
 
@@ -34,6 +34,33 @@ impl Latency {
     /// Runs per second at the mean latency.
     pub fn per_second(&self) -> f64 {
         1.0 / self.mean.as_secs_f64()
+    }
+}
+
+/// The most recent timings of a running stage, shared between its thread and the stats reader.
+#[derive(Debug, Default)]
+pub struct RecentLatencies {
+    window: std::sync::Mutex<std::collections::VecDeque<Duration>>,
+}
+
+/// Timings a [`RecentLatencies`] keeps.
+const WINDOW: usize = 256;
+
+impl RecentLatencies {
+    /// Adds a timing, forgetting the oldest beyond the window.
+    pub fn record(&self, took: Duration) {
+        if let Ok(mut w) = self.window.lock() {
+            if w.len() == WINDOW {
+                w.pop_front();
+            }
+            w.push_back(took);
+        }
+    }
+
+    /// Percentiles of the kept timings; `None` before the first.
+    pub fn summary(&self) -> Option<Latency> {
+        let samples: Vec<Duration> = self.window.lock().ok()?.iter().copied().collect();
+        Latency::of(&samples)
     }
 }
 

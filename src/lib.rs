@@ -8,5 +8,6 @@ pub mod observe;
 pub mod pipeline;
 pub mod publish;
 pub mod source;
+pub mod text;
 pub mod track;
 pub mod vision;

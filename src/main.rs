@@ -1,6 +1,6 @@
 //! The `edgemass` command: parses arguments, sets up logging and maps errors to exit codes.
 
-use std::io::Write;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use edgemass::bench::{Latency, peak_rss};
 use edgemass::config::{Config, LogConfig, LogFormat};
 use edgemass::model::threads::with_threads;
 use edgemass::model::{Model, npy};
+use edgemass::text::TextClassifier;
 use edgemass::vision::annotate;
 use edgemass::vision::detector::Detector;
 use edgemass::vision::preprocess::load_image;
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 #[command(
     name = "edgemass",
     version,
-    about = "Run compressed vision models on small boards"
+    about = "Run compressed vision and text models on small boards"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -60,6 +61,20 @@ enum Command {
         /// Write the images with boxes drawn: a file for one image, a directory for several.
         #[arg(long, value_name = "OUT")]
         annotate: Option<PathBuf>,
+    },
+    /// Classify texts with a text model package (task `text-classify`).
+    Classify {
+        /// The model manifest (NAME.model.toml).
+        #[arg(long, value_name = "MANIFEST")]
+        model: PathBuf,
+        /// One JSON object per text and line instead of `LABEL SCORE  TEXT`; `latency_ms` is the
+        /// time taken by the batch the text was classified in.
+        #[arg(long)]
+        json: bool,
+        /// Texts to classify; `-` alone reads one text per non-empty line of stdin. Put `--`
+        /// before texts that start with `-`.
+        #[arg(value_name = "TEXT", required = true)]
+        texts: Vec<String>,
     },
     /// Measure load time, latency, frames/s and peak memory of a model.
     Bench {
@@ -120,6 +135,10 @@ fn main() -> ExitCode {
         } => {
             init_logging(&quiet);
             detect(&model, &image, json, annotate.as_deref())
+        }
+        Command::Classify { model, json, texts } => {
+            init_logging(&quiet);
+            classify(&model, &texts, json)
         }
         Command::Bench {
             model,
@@ -252,6 +271,92 @@ fn detect(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Texts classified per model run.
+const TEXT_BATCH: usize = 16;
+
+fn classify(manifest: &Path, texts: &[String], json: bool) -> anyhow::Result<ExitCode> {
+    let from_stdin = matches!(texts, [only] if only == "-");
+    if !from_stdin {
+        if texts.iter().any(|t| t == "-") {
+            bail!("`-` (read texts from stdin) must be the only TEXT");
+        }
+        if let Some(i) = texts.iter().position(|t| t.trim().is_empty()) {
+            bail!("text {} is empty", i + 1);
+        }
+    }
+    let classifier = TextClassifier::from_manifest_path(manifest)?;
+    let mut stdout = std::io::stdout().lock();
+    if !from_stdin {
+        for chunk in texts.chunks(TEXT_BATCH) {
+            write_classified(&classifier, chunk, json, &mut stdout)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut batch = Vec::with_capacity(TEXT_BATCH);
+    for (i, line) in std::io::stdin().lock().split(b'\n').enumerate() {
+        let line = line.context("cannot read stdin")?;
+        let Ok(text) = String::from_utf8(line) else {
+            write_classified(&classifier, &batch, json, &mut stdout)?;
+            bail!("stdin line {} is not valid UTF-8", i + 1);
+        };
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        if text.trim().is_empty() {
+            continue;
+        }
+        batch.push(text.to_owned());
+        if batch.len() == TEXT_BATCH {
+            write_classified(&classifier, &batch, json, &mut stdout)?;
+            batch.clear();
+        }
+    }
+    write_classified(&classifier, &batch, json, &mut stdout)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Classifies one batch and writes a line per text.
+fn write_classified(
+    classifier: &TextClassifier,
+    texts: &[String],
+    json: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let results = classifier.classify(&refs)?;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e5).round() / 100.0;
+    let manifest = classifier.manifest();
+    let width = manifest.labels.iter().map(|l| l.chars().count()).max();
+    for (text, result) in texts.iter().zip(&results) {
+        if json {
+            let scores: serde_json::Map<String, serde_json::Value> = result
+                .scores
+                .iter()
+                .map(|(label, p)| (label.clone(), json!(round(*p, 4))))
+                .collect();
+            let line = json!({
+                "text": text,
+                "label": result.label,
+                "score": round(result.score, 4),
+                "scores": scores,
+                "truncated": result.truncated,
+                "model": manifest.name,
+                "latency_ms": latency_ms,
+            });
+            writeln!(out, "{line}")?;
+        } else {
+            writeln!(
+                out,
+                "{:<w$} {:.3}  {}",
+                result.label,
+                result.score,
+                text.replace(['\n', '\r'], " "),
+                w = width.unwrap_or(0)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 fn round(v: f32, digits: i32) -> f64 {

@@ -1,13 +1,14 @@
 //! `edgemass run` end to end against a real mosquitto and the embedded broker: events, counts,
 //! snapshots, stats, discovery, commands, broker outages, `kill -9`, and bad input.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use regex_lite::Regex;
 
-use crate::common::{manifest, photo, root};
+use crate::common::{manifest, photo, root, text_package};
 use crate::mqtt::{Agent, Mosquitto, Subscriber, free_port, http_get, wait_for};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -20,6 +21,7 @@ struct Setup {
     cameras: Vec<String>,
     embedded: bool,
     json_logs: bool,
+    text: Option<String>,
 }
 
 impl Setup {
@@ -31,6 +33,7 @@ impl Setup {
             cameras: vec![],
             embedded: false,
             json_logs: false,
+            text: None,
         }
     }
 
@@ -62,7 +65,7 @@ impl Setup {
             self.embedded,
             self.outbox.display().to_string(),
             self.cameras.join("\n")
-        );
+        ) + self.text.as_deref().unwrap_or_default();
         let path = dir.join(format!("agent-{}.toml", free_port()));
         std::fs::write(&path, text).unwrap();
         path
@@ -702,5 +705,125 @@ fn tls_with_a_password_from_the_environment_reaches_a_locked_broker() {
     assert!(
         !stderr.contains("s3cret-pw"),
         "the password leaked into the log"
+    );
+}
+
+#[test]
+fn texts_from_mqtt_and_a_file_are_classified_in_batches_and_bad_ones_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let lines = dir.path().join("texts.txt");
+    let mut body = b"a wonderful, moving film with a brilliant cast\n\n".to_vec();
+    body.extend_from_slice(b"caf\xe9 in latin-1 is not UTF-8\n");
+    body.extend_from_slice(b"a dull, tedious mess that wastes everyone's time\r\n");
+    std::fs::write(&lines, body).unwrap();
+    let mut setup = Setup::new(dir.path(), broker.port);
+    setup.text = Some(format!(
+        "[text]\nmodel = {:?}\nfile = {:?}\nmax_batch = 8\nqueue = 16\n",
+        text_package().display().to_string(),
+        lines.display().to_string()
+    ));
+    let config = setup.write(dir.path());
+    let sub = Subscriber::connect(broker.port, "edgemass/testdev/#");
+    let agent = Agent::start(&config);
+    let out = "edgemass/testdev/text/out";
+    let errors = "edgemass/testdev/error";
+    assert!(
+        wait_for(LONG, || sub.on(out).len() >= 2),
+        "file texts not classified: {}",
+        agent.stderr()
+    );
+    let input = "edgemass/testdev/text/in";
+    sub.publish(
+        input,
+        r#"{"id": "j1", "text": "an absolute delight from start to finish"}"#,
+    );
+    sub.publish(input, "boring, badly acted and far too long");
+    sub.publish(input, r#"{"text": "#);
+    sub.publish(input, b"\xff\xfe".to_vec());
+    sub.publish(input, "   ");
+    sub.publish(input, "long ".repeat(4000));
+    for i in 0..60 {
+        sub.publish(
+            input,
+            format!(r#"{{"id": "burst-{i}", "text": "review number {i} was fine"}}"#),
+        );
+    }
+    let expected = 2 + 2 + 1 + 60;
+    assert!(
+        wait_for(LONG, || sub.on(out).len() >= expected),
+        "{} of {expected} results: {}",
+        sub.on(out).len(),
+        agent.stderr()
+    );
+    let results: Vec<serde_json::Value> = sub.on(out).iter().map(|m| m.json()).collect();
+    let by_id = |id: &str| {
+        results
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap_or_else(|| panic!("no result for {id}: {results:?}"))
+    };
+    assert_eq!(by_id("file:1")["label"], "fresh");
+    assert_eq!(by_id("file:4")["label"], "rotten");
+    assert_eq!(by_id("file:1")["source"], "file");
+    let j1 = by_id("j1");
+    assert_eq!(j1["label"], "fresh");
+    assert_eq!(j1["model"], "minilm-l6-anchors");
+    assert_eq!(j1["source"], "mqtt");
+    assert_eq!(j1["truncated"], false);
+    let total: f64 = j1["scores"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_f64().unwrap())
+        .sum();
+    assert!((total - 1.0).abs() < 1e-3, "{j1}");
+    assert!(j1["latency_ms"].as_f64().unwrap() >= j1["inference_ms"].as_f64().unwrap());
+    let plain = results
+        .iter()
+        .find(|r| r["id"].as_str().unwrap().len() == 36 && r["truncated"] == false)
+        .expect("plain-text result with a generated id");
+    assert_eq!(plain["label"], "rotten");
+    assert!(
+        results.iter().any(|r| r["truncated"] == true),
+        "the 20 kB text is not flagged: {results:?}"
+    );
+    let burst: BTreeSet<String> = results
+        .iter()
+        .filter_map(|r| {
+            r["id"]
+                .as_str()
+                .filter(|id| id.starts_with("burst-"))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(burst.len(), 60, "burst texts lost");
+    assert!(
+        results.iter().any(|r| r["batch"].as_u64().unwrap() > 1),
+        "texts waiting together were not batched"
+    );
+    assert!(
+        wait_for(LONG, || sub.on(errors).len() >= 4),
+        "{:?}",
+        sub.on(errors)
+    );
+    let rejected: Vec<serde_json::Value> = sub.on(errors).iter().map(|m| m.json()).collect();
+    let says = |needle: &str| {
+        rejected
+            .iter()
+            .any(|e| e["error"].as_str().unwrap().contains(needle))
+    };
+    assert!(says("line 3: payload is not valid UTF-8"), "{rejected:?}");
+    assert!(says("malformed JSON"), "{rejected:?}");
+    assert!(says("not valid UTF-8 (byte 0)"), "{rejected:?}");
+    assert!(says("text is empty"), "{rejected:?}");
+    assert!(
+        wait_for(LONG, || sub
+            .on("edgemass/testdev/stats")
+            .last()
+            .is_some_and(
+                |m| m.json()["text"]["classified"].as_u64() >= Some(expected as u64)
+            )),
+        "stats do not count the texts"
     );
 }

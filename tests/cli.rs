@@ -1,17 +1,32 @@
-//! The `edgemass` command: output formats, annotation, benchmark, and one-line errors on bad input.
+//! The `edgemass` command: output formats, annotation, benchmark, text classification, and
+//! one-line errors on bad input.
 
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{cache, manifest, manifest_variant, photo};
+use crate::common::{cache, manifest, manifest_variant, photo, text_package};
 
 fn edgemass(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edgemass"))
         .args(args)
         .output()
         .unwrap()
+}
+
+/// Runs the binary with `input` on its stdin.
+fn edgemass_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edgemass"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 fn s(path: &Path) -> &str {
@@ -319,4 +334,124 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn classify_prints_one_label_and_score_per_text() {
+    let package = text_package();
+    let out = edgemass(&[
+        "classify",
+        "--model",
+        s(&package),
+        "a wonderful, heartfelt film",
+        "a dull and tedious mess",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(
+        lines[0].starts_with("fresh ") && lines[0].ends_with("  a wonderful, heartfelt film"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("rotten ") && lines[1].ends_with("  a dull and tedious mess"),
+        "{stdout}"
+    );
+    let score: f64 = lines[0].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(score > 0.5 && score <= 1.0, "{stdout}");
+}
+
+#[test]
+fn classify_json_gives_one_object_per_text() {
+    let package = text_package();
+    let long = "an overlong film that never ends ".repeat(30);
+    let lines = json_lines(&edgemass(&[
+        "classify",
+        "--model",
+        s(&package),
+        "--json",
+        "a wonderful, heartfelt film",
+        &long,
+    ]));
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["text"], "a wonderful, heartfelt film");
+    assert_eq!(lines[0]["label"], "fresh");
+    assert_eq!(lines[0]["model"], "minilm-l6-anchors");
+    assert_eq!(lines[0]["truncated"], false);
+    assert_eq!(lines[1]["truncated"], true);
+    for line in &lines {
+        let scores = line["scores"].as_object().unwrap();
+        assert_eq!(scores.len(), 2, "{line}");
+        let sum: f64 = scores.values().map(|v| v.as_f64().unwrap()).sum();
+        assert!((sum - 1.0).abs() < 1e-3, "{line}");
+        assert_eq!(scores[line["label"].as_str().unwrap()], line["score"]);
+        assert!(line["latency_ms"].as_f64().unwrap() > 0.0, "{line}");
+    }
+}
+
+#[test]
+fn classify_reads_one_text_per_stdin_line() {
+    let package = text_package();
+    let input = "a wonderful, heartfelt film\n\n   \na dull and tedious mess\r\n".repeat(10);
+    let lines = json_lines(&edgemass_with_stdin(
+        &["classify", "--model", s(&package), "--json", "-"],
+        input.as_bytes(),
+    ));
+    assert_eq!(lines.len(), 20, "two texts per repeat, blank lines skipped");
+    for pair in lines.chunks(2) {
+        assert_eq!(pair[0]["text"], "a wonderful, heartfelt film");
+        assert_eq!(pair[0]["label"], "fresh");
+        assert_eq!(pair[1]["text"], "a dull and tedious mess");
+        assert_eq!(pair[1]["label"], "rotten");
+    }
+}
+
+#[test]
+fn classify_bad_inputs_are_one_line_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let package = text_package();
+    let absent = dir.path().join("absent.model.toml");
+    assert_one_line_error(
+        &edgemass(&["classify", "--model", s(&absent), "good"]),
+        "absent.model.toml",
+    );
+    assert_one_line_error(
+        &edgemass(&["classify", "--model", s(&manifest("yolov8n-320")), "good"]),
+        "`task` must be text-classify for a text model, not `detect`",
+    );
+    assert_one_line_error(
+        &edgemass(&["classify", "--model", s(&package), "good", " ", "bad"]),
+        "text 2 is empty",
+    );
+    assert_one_line_error(
+        &edgemass(&["classify", "--model", s(&package), "good", "-"]),
+        "must be the only TEXT",
+    );
+    let out = edgemass_with_stdin(
+        &["classify", "--model", s(&package), "-"],
+        b"fine\nbad \xff\xfe bytes\nfine\n",
+    );
+    assert_one_line_error(&out, "stdin line 2 is not valid UTF-8");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.lines().count() == 1 && stdout.ends_with("  fine\n"),
+        "the line before the bad one is still answered: {stdout}"
+    );
 }

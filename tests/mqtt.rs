@@ -215,9 +215,9 @@ impl Subscriber {
             .collect()
     }
 
-    pub fn publish(&self, topic: &str, payload: &str) {
+    pub fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
         self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.as_bytes().to_vec())
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
             .unwrap();
     }
 }

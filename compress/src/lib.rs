@@ -5,6 +5,9 @@ pub mod bert;
 pub mod graph;
 pub mod inspect;
 pub mod onnx_build;
+pub mod package;
+pub mod text_data;
+pub mod train_text;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

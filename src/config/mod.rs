@@ -113,8 +113,10 @@ pub struct Config {
     pub log: LogConfig,
     /// Inference threads.
     pub inference: Inference,
-    /// Cameras in file order, at least one.
+    /// Cameras in file order (at least one, unless there is a text classifier).
     pub cameras: Vec<CameraConfig>,
+    /// The text classifier and its inputs.
+    pub text: Option<TextConfig>,
 }
 
 /// Device identity.
@@ -215,6 +217,23 @@ pub enum SourceKind {
     Stream,
     /// A local capture device.
     Camera,
+}
+
+/// The text classifier: its model and where texts come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextConfig {
+    /// The `text-classify` manifest.
+    pub model: PathBuf,
+    /// Classify what arrives on `P/D/text/in`.
+    pub mqtt: bool,
+    /// Classify each line of standard input.
+    pub stdin: bool,
+    /// Classify each line of this file, once.
+    pub file: Option<PathBuf>,
+    /// Most texts run together in one batch.
+    pub max_batch: usize,
+    /// Texts waiting for the model; inputs wait when it is full.
+    pub queue: usize,
 }
 
 /// One camera and its tracker.
@@ -434,9 +453,13 @@ fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
     if !(1..=64).contains(&raw.inference.threads) {
         return Err(invalid("inference.threads", "must be between 1 and 64"));
     }
-    if raw.camera.is_empty() {
-        return Err(invalid("camera", "needs at least one [[camera]] table"));
+    if raw.camera.is_empty() && raw.text.is_none() {
+        return Err(invalid(
+            "camera",
+            "needs at least one [[camera]] table (or a [text] table)",
+        ));
     }
+    let text = raw.text.as_ref().map(|t| text(t, ctx)).transpose()?;
     let mut names = BTreeSet::new();
     let mut cameras = Vec::with_capacity(raw.camera.len());
     for (index, camera) in raw.camera.iter().enumerate() {
@@ -459,6 +482,37 @@ fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             threads: raw.inference.threads,
         },
         cameras,
+        text,
+    })
+}
+
+fn text(raw: &raw::RawText, ctx: &Context) -> Result<TextConfig, ConfigError> {
+    if raw.model.trim().is_empty() {
+        return Err(invalid("text.model", "must name a text-classify manifest"));
+    }
+    if !(1..=256).contains(&raw.max_batch) {
+        return Err(invalid("text.max_batch", "must be between 1 and 256"));
+    }
+    if raw.queue < raw.max_batch {
+        return Err(invalid("text.queue", "must be at least `text.max_batch`"));
+    }
+    let file = match raw.file.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(path) => Some(resolve(path, ctx)),
+    };
+    if !raw.mqtt && !raw.stdin && file.is_none() {
+        return Err(invalid(
+            "text",
+            "needs at least one input: mqtt = true, stdin = true or a file",
+        ));
+    }
+    Ok(TextConfig {
+        model: resolve(&raw.model, ctx),
+        mqtt: raw.mqtt,
+        stdin: raw.stdin,
+        file,
+        max_batch: raw.max_batch,
+        queue: raw.queue,
     })
 }
 

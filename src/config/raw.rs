@@ -25,6 +25,8 @@ pub struct RawConfig {
     pub(super) inference: RawInference,
     #[serde(default)]
     pub(super) camera: Vec<RawCamera>,
+    #[serde(default)]
+    pub(super) text: Option<RawText>,
     /// Where the file came from: filled in by the loader, never read from TOML.
     #[serde(skip)]
     pub(super) context: Context,
@@ -152,6 +154,30 @@ impl Default for RawInference {
     fn default() -> Self {
         RawInference { threads: 1 }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawText {
+    pub(super) model: String,
+    #[serde(default = "yes")]
+    pub(super) mqtt: bool,
+    #[serde(default)]
+    pub(super) stdin: bool,
+    #[serde(default)]
+    pub(super) file: Option<String>,
+    #[serde(default = "default_max_batch")]
+    pub(super) max_batch: usize,
+    #[serde(default = "default_queue")]
+    pub(super) queue: usize,
+}
+
+fn default_max_batch() -> usize {
+    16
+}
+
+fn default_queue() -> usize {
+    256
 }
 
 #[derive(Debug, Deserialize)]

@@ -401,17 +401,10 @@ impl Manifest {
             }
             _ => {}
         }
-        let file = match raw.file.strip_prefix("{cache}/") {
-            Some(rest) => cache
-                .map(Path::to_owned)
-                .unwrap_or_else(|| dir.join("cache"))
-                .join(rest),
-            None => dir.join(&raw.file),
-        };
         Ok(Manifest {
             name: raw.name,
             task: raw.task,
-            file,
+            file: resolve_file(&raw.file, dir, cache),
             sha256: raw.sha256.to_ascii_lowercase(),
             description: raw.description,
             input: raw.input,
@@ -420,6 +413,18 @@ impl Manifest {
             thresholds: raw.thresholds,
             provenance: raw.provenance,
         })
+    }
+}
+
+/// Resolves a path written in a manifest: `{cache}/REST` is `REST` under `cache` (default:
+/// `dir/cache`), anything else is relative to `dir`.
+pub(crate) fn resolve_file(value: &str, dir: &Path, cache: Option<&Path>) -> PathBuf {
+    match value.strip_prefix("{cache}/") {
+        Some(rest) => cache
+            .map(Path::to_owned)
+            .unwrap_or_else(|| dir.join("cache"))
+            .join(rest),
+        None => dir.join(value),
     }
 }
 

@@ -125,26 +125,7 @@ impl Model {
     pub fn load(manifest: Manifest) -> Result<Model, ModelError> {
         let started = Instant::now();
         let path = manifest.file.clone();
-        let bytes = std::fs::read(&path).map_err(|source| ModelError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let actual: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if actual != manifest.sha256 {
-            return Err(ModelError::HashMismatch {
-                path,
-                expected: manifest.sha256.clone(),
-                actual,
-            });
-        }
-        let mut proto =
-            ModelProto::decode(bytes.as_slice()).map_err(|source| ModelError::Decode {
-                path: path.clone(),
-                source,
-            })?;
+        let mut proto = read_verified(&path, &manifest.sha256)?;
         let graph = proto.graph.as_ref().ok_or_else(|| ModelError::Mismatch {
             path: path.clone(),
             reason: "the file holds no graph".into(),
@@ -220,6 +201,29 @@ impl Model {
             values,
         })
     }
+}
+
+/// Reads an ONNX file, checks its sha256 against `expected` and decodes it.
+pub fn read_verified(path: &Path, expected: &str) -> Result<ModelProto, ModelError> {
+    let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let actual: String = Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if actual != expected {
+        return Err(ModelError::HashMismatch {
+            path: path.to_owned(),
+            expected: expected.to_owned(),
+            actual,
+        });
+    }
+    ModelProto::decode(bytes.as_slice()).map_err(|source| ModelError::Decode {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// The input tensor shape the manifest asks for.

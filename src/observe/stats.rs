@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::bench::{current_rss, peak_rss};
 use crate::pipeline::slot::Slot;
+use crate::pipeline::text::TextStats;
 use crate::pipeline::worker::WorkerStats;
 use crate::publish::client::Status;
 use crate::source::{Frame, SourceStats};
@@ -35,6 +36,8 @@ pub struct Registry {
     pub started: Instant,
     /// Per camera.
     pub cameras: Vec<CameraCounters>,
+    /// The text classifier's model name and counters.
+    pub text: Option<(String, Arc<TextStats>)>,
     /// The publisher's counters.
     pub publisher: Arc<Status>,
 }
@@ -103,6 +106,18 @@ impl Registry {
             "events_acked": p.events_acked.load(Ordering::Relaxed),
             "models": self.cameras.iter().map(|c| c.model.clone()).collect::<Vec<_>>(),
             "cameras": cameras,
+            "text": self.text.as_ref().map(|(model, t)| {
+                let (p50, p95) = t.latencies.summary().map_or((0.0, 0.0), |l| (ms(l.p50), ms(l.p95)));
+                json!({
+                    "model": model,
+                    "received": t.received.load(Ordering::Relaxed),
+                    "classified": t.classified.load(Ordering::Relaxed),
+                    "errors": t.errors.load(Ordering::Relaxed),
+                    "batches": t.batches.load(Ordering::Relaxed),
+                    "batch_ms_p50": (p50 * 10.0).round() / 10.0,
+                    "batch_ms_p95": (p95 * 10.0).round() / 10.0,
+                })
+            }),
         })
     }
 
@@ -206,6 +221,20 @@ impl Registry {
             "Events acknowledged by the broker.",
             vec![(String::new(), load(&p.events_acked))],
         );
+        if let Some((model, t)) = &self.text {
+            let labels = format!("{{model=\"{model}\"}}");
+            for (name, help, value) in [
+                (
+                    "texts_received_total",
+                    "Texts accepted for classification.",
+                    &t.received,
+                ),
+                ("texts_classified_total", "Texts classified.", &t.classified),
+                ("text_errors_total", "Texts rejected or failed.", &t.errors),
+            ] {
+                metric(name, "counter", help, vec![(labels.clone(), load(value))]);
+            }
+        }
         metric(
             "uptime_seconds",
             "gauge",

@@ -4,6 +4,7 @@
 
 pub mod motion;
 pub mod slot;
+pub mod text;
 pub mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Config;
+use crate::config::{Config, TextConfig};
 use crate::model::Model;
 use crate::observe::stats::{CameraCounters, Registry};
 use crate::publish::broker;
@@ -23,11 +24,14 @@ use crate::publish::command::Command;
 use crate::publish::discovery::{self, CameraEntities};
 use crate::publish::outbox::Outbox;
 use crate::publish::store::{MemoryQueue, Store};
+use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
 use crate::source::{self, SourceStats};
+use crate::text::classifier::TextClassifier;
 use crate::track::TrackerConfig;
 use crate::vision::detector::{DetectError, Detector};
 use slot::Slot;
+use text::{TextStats, TextWorker};
 use worker::{Control, Worker, WorkerStats};
 
 /// Errors that stop the agent from starting.
@@ -42,6 +46,14 @@ pub enum AgentError {
         path: std::path::PathBuf,
         /// Why.
         source: Box<DetectError>,
+    },
+    /// The text model could not be loaded.
+    #[error("text: cannot load model {path}")]
+    TextModel {
+        /// Manifest path.
+        path: std::path::PathBuf,
+        /// Why.
+        source: Box<crate::text::TextError>,
     },
     /// The embedded broker could not start.
     #[error(transparent)]
@@ -101,6 +113,21 @@ pub async fn run(
     })
     .await
     .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??;
+    let classifier = match config.text.clone() {
+        Some(text) => Some(
+            tokio::task::spawn_blocking(move || {
+                TextClassifier::from_manifest_path(&text.model).map_err(|source| {
+                    AgentError::TextModel {
+                        path: text.model.clone(),
+                        source: Box::new(source),
+                    }
+                })
+            })
+            .await
+            .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??,
+        ),
+        None => None,
+    };
     let topics = Topics::new(&mqtt.prefix, &config.device.id, &mqtt.discovery_prefix);
     let labels: Vec<(String, Vec<String>)> = config
         .cameras
@@ -131,12 +158,20 @@ pub async fn run(
         Vec::new()
     };
     let (commands_tx, mut commands_rx) = mpsc::channel::<Command>(64);
+    let (text_in, from_mqtt) = match &config.text {
+        Some(t) if t.mqtt => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
     let publisher_stop = CancellationToken::new();
     let settings = Settings {
         mqtt: mqtt.clone(),
         topics: topics.clone(),
         discovery,
         cameras: labels.clone(),
+        text_in,
     };
     let (publisher, publisher_task) =
         client::spawn(settings, store, commands_tx, publisher_stop.clone())?;
@@ -187,9 +222,24 @@ pub async fn run(
         ));
     }
     drop(problems_tx);
+    let text_stop = CancellationToken::new();
+    let text = match (classifier, &config.text) {
+        (Some(classifier), Some(settings)) => Some(start_text(
+            classifier,
+            settings,
+            from_mqtt,
+            &publisher,
+            &topics,
+            text_stop.clone(),
+        )?),
+        _ => None,
+    };
     let registry = Arc::new(Registry {
         started,
         cameras: counters,
+        text: text
+            .as_ref()
+            .map(|(name, stats, _)| (name.clone(), stats.clone())),
         publisher: publisher.status().clone(),
     });
 
@@ -245,7 +295,8 @@ pub async fn run(
 
     let all_ended = async {
         loop {
-            if threads.iter().all(|(_, _, w)| w.is_finished()) {
+            let text_done = text.as_ref().is_none_or(|(_, _, t)| t.is_finished());
+            if threads.iter().all(|(_, _, w)| w.is_finished()) && text_done {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -260,9 +311,13 @@ pub async fn run(
     for (slot, _, _) in &threads {
         slot.close();
     }
+    text_stop.cancel();
     let joined = tokio::task::spawn_blocking(move || {
         for (_, source, worker) in threads {
             let _ = source.join();
+            let _ = worker.join();
+        }
+        if let Some((_, _, worker)) = text {
             let _ = worker.join();
         }
     });
@@ -302,6 +357,53 @@ pub async fn run(
         acked: status.events_acked.load(Ordering::Relaxed),
         pending: status.outbox_depth.load(Ordering::Relaxed),
     })
+}
+
+/// Starts the text classifier and its inputs; returns the model name, its counters and the
+/// classifier thread.
+fn start_text(
+    classifier: TextClassifier,
+    settings: &TextConfig,
+    from_mqtt: Option<mpsc::UnboundedReceiver<TextRequest>>,
+    publisher: &client::Handle,
+    topics: &Topics,
+    stop: CancellationToken,
+) -> Result<(String, Arc<TextStats>, std::thread::JoinHandle<()>), AgentError> {
+    let name = classifier.manifest().name.clone();
+    let stats = Arc::new(TextStats::default());
+    let (queue, waiting) = std::sync::mpsc::sync_channel(settings.queue);
+    if let Some(from_mqtt) = from_mqtt {
+        text::spawn_forward(from_mqtt, queue.clone(), stats.clone()).map_err(AgentError::Thread)?;
+    }
+    let mut inputs = Vec::new();
+    if settings.stdin {
+        inputs.push(text::LineInput::Stdin);
+    }
+    if let Some(path) = &settings.file {
+        inputs.push(text::LineInput::File(path.clone()));
+    }
+    for input in inputs {
+        text::spawn_lines(
+            input,
+            queue.clone(),
+            publisher.clone(),
+            topics.clone(),
+            stats.clone(),
+        )
+        .map_err(AgentError::Thread)?;
+    }
+    let worker = TextWorker {
+        classifier,
+        queue: waiting,
+        publisher: publisher.clone(),
+        topics: topics.clone(),
+        max_batch: settings.max_batch,
+        stats: stats.clone(),
+        stop,
+    }
+    .spawn()
+    .map_err(AgentError::Thread)?;
+    Ok((name, stats, worker))
 }
 
 /// Applies a validated command to its camera.

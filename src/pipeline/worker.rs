@@ -1,7 +1,7 @@
 //! One camera's inference loop, on its own thread: newest frame → motion gate → detector →
 //! tracker → events, counts and snapshots for the publisher.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::motion::MotionGate;
 use super::slot::{Slot, Taken};
-use crate::bench::Latency;
+use crate::bench::{Latency, RecentLatencies};
 use crate::config::CameraConfig;
 use crate::model::threads::with_threads;
 use crate::publish::client::{Handle, Outgoing};
@@ -24,8 +24,6 @@ use crate::vision::Detection;
 use crate::vision::annotate;
 use crate::vision::detector::Detector;
 
-/// Latency samples kept for percentiles.
-const LATENCY_WINDOW: usize = 256;
 /// Least time between two snapshots of one label.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
 
@@ -60,7 +58,7 @@ pub struct WorkerStats {
     /// Events produced.
     pub events: AtomicU64,
     /// Recent whole-frame inference times (preprocess + run + decode).
-    pub latencies: Mutex<VecDeque<Duration>>,
+    pub latencies: RecentLatencies,
     /// Latest frame for the HTTP snapshot.
     pub latest: Mutex<Option<Arc<Latest>>>,
 }
@@ -68,8 +66,7 @@ pub struct WorkerStats {
 impl WorkerStats {
     /// Percentiles of the recent latencies; `None` before the first frame.
     pub fn latency(&self) -> Option<Latency> {
-        let samples: Vec<Duration> = self.latencies.lock().ok()?.iter().copied().collect();
-        Latency::of(&samples)
+        self.latencies.summary()
     }
 }
 
@@ -151,12 +148,7 @@ impl Worker {
             };
             let elapsed = started.elapsed();
             self.stats.inferred.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut l) = self.stats.latencies.lock() {
-                if l.len() == LATENCY_WINDOW {
-                    l.pop_front();
-                }
-                l.push_back(elapsed);
-            }
+            self.stats.latencies.record(elapsed);
             let labels = self.detector.labels();
             let seen: Vec<_> = found
                 .detections

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::command::{self, Command};
 use super::discovery::DiscoveryConfig;
 use super::store::Store;
+use super::text_in::TextRequest;
 use super::topics::Topics;
 use crate::config::Mqtt;
 
@@ -96,6 +97,10 @@ pub struct Settings {
     pub discovery: Vec<DiscoveryConfig>,
     /// Cameras and their labels, for validating commands.
     pub cameras: Vec<(String, Vec<String>)>,
+    /// Where texts from `P/D/text/in` go; `None` leaves the topic unsubscribed. Unbounded so the
+    /// publisher never waits on the classifier (which itself waits on the publisher); the text
+    /// stage applies the bounded queue behind it.
+    pub text_in: Option<mpsc::UnboundedSender<TextRequest>>,
 }
 
 /// Handle to a running publisher.
@@ -402,7 +407,11 @@ impl Publisher {
             self.settings.mqtt.port
         );
         let topics = &self.settings.topics;
-        for filter in [topics.set_filter(), topics.ha_status()] {
+        let mut filters = vec![topics.set_filter(), topics.ha_status()];
+        if self.settings.text_in.is_some() {
+            filters.push(topics.text_in());
+        }
+        for filter in filters {
             if let Err(e) = client.subscribe(filter.clone(), QoS::AtLeastOnce).await {
                 tracing::warn!("mqtt: cannot subscribe to {filter}: {e}");
             }
@@ -577,6 +586,21 @@ impl Publisher {
             }
             return;
         }
+        if topic == topics.text_in() {
+            let Some(text_in) = &self.settings.text_in else {
+                return;
+            };
+            match TextRequest::from_mqtt(payload) {
+                Ok(request) => {
+                    let _ = text_in.send(request);
+                }
+                Err(e) => {
+                    tracing::warn!("rejected text on {topic}: {e}");
+                    self.reject(client, session, topic, &e.to_string()).await;
+                }
+            }
+            return;
+        }
         let Some(suffix) = topic.strip_prefix(&topics.set_prefix()) else {
             return;
         };
@@ -600,21 +624,31 @@ impl Publisher {
             }
             Err(e) => {
                 tracing::warn!("rejected command: {e}");
-                let body =
-                    serde_json::json!({ "topic": topic, "error": e.to_string() }).to_string();
-                let error_topic = self.settings.topics.error();
-                self.send(
-                    client,
-                    session,
-                    &error_topic,
-                    QoS::AtLeastOnce,
-                    false,
-                    body.into_bytes(),
-                    None,
-                )
-                .await;
+                self.reject(client, session, topic, &e.to_string()).await;
             }
         }
+    }
+
+    /// Tells `P/D/error` why the message on `topic` was not used.
+    async fn reject(
+        &mut self,
+        client: &AsyncClient,
+        session: &mut Session,
+        topic: &str,
+        error: &str,
+    ) {
+        let body = serde_json::json!({ "topic": topic, "error": error }).to_string();
+        let error_topic = self.settings.topics.error();
+        self.send(
+            client,
+            session,
+            &error_topic,
+            QoS::AtLeastOnce,
+            false,
+            body.into_bytes(),
+            None,
+        )
+        .await;
     }
 
     /// Publishes `offline` and disconnects, waiting briefly for the broker to take it.

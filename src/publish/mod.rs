@@ -1,4 +1,4 @@
-//! MQTT publishing: topics, durable outbox, Home Assistant discovery, commands.
+//! MQTT publishing: topics, durable outbox, Home Assistant discovery, commands, text input.
 
 pub mod broker;
 pub mod client;
@@ -6,4 +6,5 @@ pub mod command;
 pub mod discovery;
 pub mod outbox;
 pub mod store;
+pub mod text_in;
 pub mod topics;

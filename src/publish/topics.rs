@@ -46,6 +46,11 @@ impl Topics {
         format!("{}/stats", self.base)
     }
 
+    /// Texts to classify.
+    pub fn text_in(&self) -> String {
+        format!("{}/text/in", self.base)
+    }
+
     /// Text classification results.
     pub fn text_out(&self) -> String {
         format!("{}/text/out", self.base)

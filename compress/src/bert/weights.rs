@@ -25,6 +25,30 @@ pub struct Linear {
     pub bias: Param,
 }
 
+impl Linear {
+    /// A layer of zeros, `[out, in]`.
+    pub fn zeros(out: usize, inp: usize) -> Linear {
+        Linear {
+            weight: Param {
+                shape: vec![out, inp],
+                data: vec![0.0; out * inp],
+            },
+            bias: Param {
+                shape: vec![out],
+                data: vec![0.0; out],
+            },
+        }
+    }
+
+    /// Weight and bias under `name.weight` and `name.bias`.
+    pub fn params_mut(&mut self, name: &str) -> [(String, &mut Param); 2] {
+        [
+            (format!("{name}.weight"), &mut self.weight),
+            (format!("{name}.bias"), &mut self.bias),
+        ]
+    }
+}
+
 /// LayerNorm scale and shift.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Norm {
@@ -32,6 +56,16 @@ pub struct Norm {
     pub weight: Param,
     /// `[hidden]` shift.
     pub bias: Param,
+}
+
+impl Norm {
+    /// Scale and shift under `name.weight` and `name.bias`.
+    pub fn params_mut(&mut self, name: &str) -> [(String, &mut Param); 2] {
+        [
+            (format!("{name}.weight"), &mut self.weight),
+            (format!("{name}.bias"), &mut self.bias),
+        ]
+    }
 }
 
 /// One transformer layer.
@@ -94,6 +128,31 @@ impl Encoder {
             prefix: prefix(&names, config.family),
         };
         Encoder::read(&reader, config)
+    }
+
+    /// Every tensor with a stable name (`layer0.query.weight`), for training and write-back.
+    pub fn params_mut(&mut self) -> Vec<(String, &mut Param)> {
+        let mut out = vec![
+            ("embeddings.word".to_owned(), &mut self.word),
+            ("embeddings.position".to_owned(), &mut self.position),
+            ("embeddings.token_type".to_owned(), &mut self.token_type),
+        ];
+        out.extend(self.embedding_norm.params_mut("embeddings.norm"));
+        if let Some(projection) = &mut self.projection {
+            out.extend(projection.params_mut("embeddings.projection"));
+        }
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let name = |part: &str| format!("layer{i}.{part}");
+            out.extend(layer.query.params_mut(&name("query")));
+            out.extend(layer.key.params_mut(&name("key")));
+            out.extend(layer.value.params_mut(&name("value")));
+            out.extend(layer.attention_out.params_mut(&name("attention_out")));
+            out.extend(layer.attention_norm.params_mut(&name("attention_norm")));
+            out.extend(layer.ffn_in.params_mut(&name("ffn_in")));
+            out.extend(layer.ffn_out.params_mut(&name("ffn_out")));
+            out.extend(layer.ffn_norm.params_mut(&name("ffn_norm")));
+        }
+        out
     }
 
     fn read(r: &Reader, config: BertConfig) -> Result<Encoder, BertError> {

@@ -1,0 +1,103 @@
+//! Text data sets from the model cache: Rotten Tomatoes reviews (labelled) and Guardian headlines
+//! (unlabelled), read straight from their `.csv.bz2` files.
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+
+/// Label names of Rotten Tomatoes, indexed by class id.
+pub const SENTIMENT_LABELS: [&str; 2] = ["rotten", "fresh"];
+
+/// Errors while reading a data set.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened.
+    #[error("cannot read {path}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        source: std::io::Error,
+    },
+    /// The CSV is malformed or lacks a column.
+    #[error("{path}: {reason}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// One labelled text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Example {
+    /// The text, exactly as stored.
+    pub text: String,
+    /// Class id into [`SENTIMENT_LABELS`].
+    pub label: usize,
+}
+
+/// The review rows (`fresh`/`rotten`) of `rotten_tomatoes_corpus_full.csv.bz2`, in file order;
+/// plot summaries are skipped.
+pub fn rotten_tomatoes(path: &Path) -> Result<Vec<Example>, DataError> {
+    let mut out = Vec::new();
+    for row in rows(path, &["category", "text"])? {
+        let [category, text] = <[String; 2]>::try_from(row).expect("two columns asked");
+        if let Some(label) = SENTIMENT_LABELS.iter().position(|l| *l == category) {
+            out.push(Example { text, label });
+        }
+    }
+    Ok(out)
+}
+
+/// The `Text` column of `guardian_headlines.csv.bz2`.
+pub fn guardian_headlines(path: &Path) -> Result<Vec<String>, DataError> {
+    Ok(rows(path, &["Text"])?
+        .into_iter()
+        .filter_map(|mut row| row.pop())
+        .collect())
+}
+
+/// A fixed-seed shuffle split: `(train, test)` with `test_fraction` of the examples held out.
+pub fn split(examples: &[Example], test_fraction: f64, seed: u64) -> (Vec<Example>, Vec<Example>) {
+    let mut shuffled = examples.to_vec();
+    shuffled.shuffle(&mut rand::rngs::StdRng::seed_from_u64(seed));
+    let test = ((shuffled.len() as f64) * test_fraction).round() as usize;
+    let train = shuffled.split_off(test);
+    (train, shuffled)
+}
+
+fn rows(path: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, DataError> {
+    let file = std::fs::File::open(path).map_err(|source| DataError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let format = |reason: String| DataError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut reader = csv::Reader::from_reader(bzip2::read::MultiBzDecoder::new(file));
+    let headers = reader.headers().map_err(|e| format(e.to_string()))?.clone();
+    let index: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            headers
+                .iter()
+                .position(|h| h == *c)
+                .ok_or_else(|| format(format!("no `{c}` column")))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| format(e.to_string()))?;
+        out.push(
+            index
+                .iter()
+                .map(|&i| record.get(i).unwrap_or_default().to_owned())
+                .collect(),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,250 @@
+//! The text stage: texts from MQTT, standard input or a file wait in one bounded queue (inputs
+//! wait when it is full; nothing is dropped), those waiting together run as one batch, and each
+//! result is published on `P/D/text/out` through the outbox. At shutdown the queue is drained
+//! before the stage ends.
+
+use std::io::BufRead;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::bench::RecentLatencies;
+use crate::publish::client::{Handle, Outgoing};
+use crate::publish::text_in::TextRequest;
+use crate::publish::topics::Topics;
+use crate::text::classifier::TextClassifier;
+
+/// Live counters of the text stage.
+#[derive(Default)]
+pub struct TextStats {
+    /// Texts accepted into the queue.
+    pub received: AtomicU64,
+    /// Texts classified and handed to the publisher.
+    pub classified: AtomicU64,
+    /// Inputs rejected (bad bytes, empty) or batches that failed.
+    pub errors: AtomicU64,
+    /// Batches run.
+    pub batches: AtomicU64,
+    /// Recent batch inference times.
+    pub latencies: RecentLatencies,
+}
+
+/// The classifier thread's inputs and outputs.
+pub struct TextWorker {
+    /// The loaded model.
+    pub classifier: TextClassifier,
+    /// The bounded queue.
+    pub queue: Receiver<TextRequest>,
+    /// Where results go.
+    pub publisher: Handle,
+    /// Topic names.
+    pub topics: Topics,
+    /// Most texts per batch.
+    pub max_batch: usize,
+    /// Counters.
+    pub stats: Arc<TextStats>,
+    /// Shutdown: what is queued is classified, then the stage ends.
+    pub stop: CancellationToken,
+}
+
+/// How often an idle worker checks for shutdown.
+const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+impl TextWorker {
+    /// Starts the classifier thread; it ends when every input is gone or at shutdown, once the
+    /// queue is empty.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("text".into())
+            .spawn(move || self.run())
+    }
+
+    fn run(self) {
+        let model = self.classifier.manifest().name.clone();
+        loop {
+            let first = match self.queue.recv_timeout(IDLE_CHECK) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) if !self.stop.is_cancelled() => continue,
+                Err(RecvTimeoutError::Timeout) => match self.queue.try_recv() {
+                    Ok(request) => request,
+                    Err(_) => break,
+                },
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.max_batch {
+                match self.queue.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
+                }
+            }
+            let texts: Vec<&str> = batch.iter().map(|r| r.text.as_str()).collect();
+            let started = Instant::now();
+            let results = self.classifier.classify(&texts);
+            let took = started.elapsed();
+            self.stats.batches.fetch_add(1, Ordering::Relaxed);
+            match results {
+                Ok(results) => {
+                    self.stats.latencies.record(took);
+                    for (request, result) in batch.iter().zip(results) {
+                        let scores: serde_json::Map<String, serde_json::Value> = result
+                            .scores
+                            .iter()
+                            .map(|(label, score)| (label.clone(), json!(round(*score))))
+                            .collect();
+                        let body = json!({
+                            "id": request.id,
+                            "label": result.label,
+                            "score": round(result.score),
+                            "scores": scores,
+                            "truncated": result.truncated || request.clipped,
+                            "model": model,
+                            "source": request.source,
+                            "latency_ms": ms(request.received.elapsed()),
+                            "inference_ms": ms(took),
+                            "batch": batch.len(),
+                            "time": crate::source::now(),
+                        });
+                        self.publisher.blocking_send(Outgoing::Event {
+                            id: request.id.clone(),
+                            topic: self.topics.text_out(),
+                            payload: body.to_string().into_bytes(),
+                        });
+                        self.stats.classified.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    let message = format!("{:#}", anyhow::Error::from(e));
+                    tracing::error!("text batch of {} failed: {message}", batch.len());
+                    for request in &batch {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        report(
+                            &self.publisher,
+                            &self.topics,
+                            request.source,
+                            Some(&request.id),
+                            &message,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Starts a thread that moves texts received over MQTT into the bounded queue, waiting while it
+/// is full; it ends with the publisher.
+pub fn spawn_forward(
+    mut from_mqtt: mpsc::UnboundedReceiver<TextRequest>,
+    queue: SyncSender<TextRequest>,
+    stats: Arc<TextStats>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("text-mqtt".into())
+        .spawn(move || {
+            while let Some(request) = from_mqtt.blocking_recv() {
+                stats.received.fetch_add(1, Ordering::Relaxed);
+                if queue.send(request).is_err() {
+                    break;
+                }
+            }
+        })
+}
+
+/// A stream of texts, one per line.
+#[derive(Debug, Clone)]
+pub enum LineInput {
+    /// Standard input.
+    Stdin,
+    /// A file, read once.
+    File(std::path::PathBuf),
+}
+
+/// Starts a thread that queues each line of `input` (empty lines are skipped; lines that are not
+/// UTF-8, or a file that cannot be opened, are reported on `P/D/error`), waiting while the queue
+/// is full.
+pub fn spawn_lines(
+    input: LineInput,
+    queue: SyncSender<TextRequest>,
+    publisher: Handle,
+    topics: Topics,
+    stats: Arc<TextStats>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let source = match input {
+        LineInput::Stdin => "stdin",
+        LineInput::File(_) => "file",
+    };
+    std::thread::Builder::new()
+        .name(format!("text-{source}"))
+        .spawn(move || {
+            let reader: Box<dyn BufRead> = match input {
+                LineInput::Stdin => Box::new(std::io::stdin().lock()),
+                LineInput::File(path) => match std::fs::File::open(&path) {
+                    Ok(file) => Box::new(std::io::BufReader::new(file)),
+                    Err(e) => {
+                        let message = format!("cannot open {}: {e}", path.display());
+                        report(&publisher, &topics, source, None, &message);
+                        return;
+                    }
+                },
+            };
+            for (index, line) in reader.split(b'\n').enumerate() {
+                let mut bytes = match line {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        report(
+                            &publisher,
+                            &topics,
+                            source,
+                            None,
+                            &format!("cannot read: {e}"),
+                        );
+                        break;
+                    }
+                };
+                if bytes.last() == Some(&b'\r') {
+                    bytes.pop();
+                }
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match TextRequest::from_line(&bytes, source, index + 1) {
+                    Ok(request) => {
+                        stats.received.fetch_add(1, Ordering::Relaxed);
+                        if queue.send(request).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                        let message = format!("line {}: {e}", index + 1);
+                        report(&publisher, &topics, source, None, &message);
+                    }
+                }
+            }
+        })
+}
+
+/// Reports a rejected text on `P/D/error` through the outbox, so it is not lost while offline.
+fn report(publisher: &Handle, topics: &Topics, source: &str, id: Option<&str>, error: &str) {
+    tracing::warn!("text from {source}: {error}");
+    let body = json!({ "source": source, "id": id, "error": error, "time": crate::source::now() });
+    publisher.blocking_send(Outgoing::Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        topic: topics.error(),
+        payload: body.to_string().into_bytes(),
+    });
+}
+
+fn round(score: f32) -> f64 {
+    (f64::from(score) * 1e4).round() / 1e4
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
