@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser)]
 #[command(
     name = "edgemass",
-    version,
+    version = VERSION,
     about = "Run compressed vision and text models on small boards"
 )]
 struct Cli {
@@ -84,6 +84,13 @@ enum Command {
         /// Image to run on (default: a mid-grey frame of the input size).
         #[arg(long, value_name = "FILE")]
         image: Option<PathBuf>,
+        /// Text models: a file of texts, one per line; each of the first RUNS is timed alone,
+        /// then all of them in batches of --batch.
+        #[arg(long, value_name = "FILE")]
+        texts: Option<PathBuf>,
+        /// Text models: texts per batch in the batched pass.
+        #[arg(long, default_value_t = 16)]
+        batch: usize,
         /// Timed runs.
         #[arg(long, default_value_t = 30)]
         runs: usize,
@@ -110,6 +117,18 @@ enum Command {
         out: PathBuf,
     },
 }
+
+/// `--version`: the release, the target it was built for, its features and git revision.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("EDGEMASS_TARGET"),
+    "; features: ",
+    env!("EDGEMASS_FEATURES"),
+    "; git ",
+    env!("EDGEMASS_GIT_REV"),
+    ")"
+);
 
 /// Exit code of a bad configuration (sysexits `EX_USAGE`).
 const EXIT_CONFIG: u8 = 64;
@@ -143,14 +162,17 @@ fn main() -> ExitCode {
         Command::Bench {
             model,
             image,
+            texts,
+            batch,
             runs,
             warmup,
             json,
             threads,
         } => {
             init_logging(&quiet);
-            with_threads(threads, "bench", || {
-                bench(&model, image.as_deref(), runs, warmup, json, threads)
+            with_threads(threads, "bench", || match texts {
+                Some(texts) => bench_text(&model, &texts, batch, runs, json, threads),
+                None => bench(&model, image.as_deref(), runs, warmup, json, threads),
             })
         }
         Command::Tensor { model, image, out } => tensor(&model, &image, &out),
@@ -312,6 +334,78 @@ fn classify(manifest: &Path, texts: &[String], json: bool) -> anyhow::Result<Exi
         }
     }
     write_classified(&classifier, &batch, json, &mut stdout)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Times a text classifier on the texts of `file`: one at a time, then in batches.
+fn bench_text(
+    manifest: &Path,
+    file: &Path,
+    batch: usize,
+    runs: usize,
+    json: bool,
+    threads: usize,
+) -> anyhow::Result<ExitCode> {
+    if runs == 0 || batch == 0 {
+        bail!("--runs and --batch must be at least 1");
+    }
+    let body = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read texts from {}", file.display()))?;
+    let texts: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+    if texts.is_empty() {
+        bail!("{} holds no texts", file.display());
+    }
+    let started = Instant::now();
+    let classifier = TextClassifier::from_manifest_path(manifest)?;
+    let load = started.elapsed();
+    for text in texts.iter().take(3) {
+        classifier.classify(&[text])?;
+    }
+    let mut single = Vec::with_capacity(runs);
+    for text in texts.iter().cycle().take(runs) {
+        let t = Instant::now();
+        classifier.classify(&[text])?;
+        single.push(t.elapsed());
+    }
+    let t = Instant::now();
+    let mut batches = Vec::new();
+    for chunk in texts.chunks(batch) {
+        let b = Instant::now();
+        classifier.classify(chunk)?;
+        batches.push(b.elapsed());
+    }
+    let batched_per_s = texts.len() as f64 / t.elapsed().as_secs_f64();
+    let (Some(one), Some(many)) = (Latency::of(&single), Latency::of(&batches)) else {
+        bail!("no runs were timed");
+    };
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    let name = &classifier.manifest().name;
+    if json {
+        println!(
+            "{}",
+            json!({
+                "model": name, "texts": texts.len(), "runs": runs, "threads": threads, "batch": batch,
+                "load_ms": ms(load), "single_p50_ms": ms(one.p50), "single_p95_ms": ms(one.p95),
+                "single_per_s": one.per_second(), "batch_p50_ms": ms(many.p50),
+                "batched_per_s": batched_per_s, "peak_rss_mib": peak_rss().map(|b| b as f64 / 1048576.0),
+            })
+        );
+    } else {
+        println!("model {name}, {} texts, {threads} thread(s)", texts.len());
+        println!("| pass | p50 ms | p95 ms | texts/s |");
+        println!("|---|---:|---:|---:|");
+        println!(
+            "| one text at a time ({runs} runs) | {:.2} | {:.2} | {:.1} |",
+            ms(one.p50),
+            ms(one.p95),
+            one.per_second()
+        );
+        println!(
+            "| batches of {batch} | {:.2} | {:.2} | {batched_per_s:.1} |",
+            ms(many.p50),
+            ms(many.p95)
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

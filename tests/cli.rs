@@ -455,3 +455,59 @@ fn classify_bad_inputs_are_one_line_errors() {
         "the line before the bad one is still answered: {stdout}"
     );
 }
+
+#[test]
+fn text_bench_times_single_and_batched_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = dir.path().join("texts.txt");
+    std::fs::write(
+        &texts,
+        "a fine film\n\nthe plot drags on and on\nbrilliant\n",
+    )
+    .unwrap();
+    let package = text_package();
+    let out = edgemass(&[
+        "bench",
+        "--model",
+        package.to_str().unwrap(),
+        "--texts",
+        texts.to_str().unwrap(),
+        "--runs",
+        "5",
+        "--batch",
+        "2",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["texts"], 3);
+    assert_eq!(report["batch"], 2);
+    assert!(report["single_p50_ms"].as_f64().unwrap() > 0.0, "{report}");
+    assert!(report["batched_per_s"].as_f64().unwrap() > 0.0, "{report}");
+}
+
+#[test]
+fn version_names_target_features_and_revision() {
+    let out = edgemass(&["--version"]);
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.starts_with(&format!("edgemass {} (", env!("CARGO_PKG_VERSION"))),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("{}-", std::env::consts::ARCH)),
+        "{line}"
+    );
+    assert!(line.contains("features: "), "{line}");
+    assert!(
+        regex_lite::Regex::new(r"git ([0-9a-f]{12}|unknown)")
+            .unwrap()
+            .is_match(&line),
+        "{line}"
+    );
+}

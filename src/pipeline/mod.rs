@@ -231,6 +231,7 @@ pub async fn run(
             &publisher,
             &topics,
             text_stop.clone(),
+            config.inference.threads,
         )?),
         _ => None,
     };
@@ -368,6 +369,7 @@ fn start_text(
     publisher: &client::Handle,
     topics: &Topics,
     stop: CancellationToken,
+    threads: usize,
 ) -> Result<(String, Arc<TextStats>, std::thread::JoinHandle<()>), AgentError> {
     let name = classifier.manifest().name.clone();
     let stats = Arc::new(TextStats::default());
@@ -400,6 +402,7 @@ fn start_text(
         max_batch: settings.max_batch,
         stats: stats.clone(),
         stop,
+        threads,
     }
     .spawn()
     .map_err(AgentError::Thread)?;

@@ -50,6 +50,8 @@ pub struct TextWorker {
     pub stats: Arc<TextStats>,
     /// Shutdown: what is queued is classified, then the stage ends.
     pub stop: CancellationToken,
+    /// Inference threads.
+    pub threads: usize,
 }
 
 /// How often an idle worker checks for shutdown.
@@ -61,7 +63,10 @@ impl TextWorker {
     pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
         std::thread::Builder::new()
             .name("text".into())
-            .spawn(move || self.run())
+            .spawn(move || {
+                let threads = self.threads;
+                crate::model::threads::with_threads(threads, "text-infer", || self.run())
+            })
     }
 
     fn run(self) {
