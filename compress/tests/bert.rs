@@ -117,3 +117,169 @@ fn imported_minilm_matches_the_numpy_reference_in_tract() {
         "embedding values differ from the reference by {worst}"
     );
 }
+
+/// Writes a small random checkpoint in the Hugging Face layout of `family` and its config.
+fn tiny_checkpoint(dir: &Path, family: &str) -> (PathBuf, PathBuf) {
+    let (h, e, f, layers, vocab, positions) = (32usize, 16usize, 64usize, 2usize, 50usize, 40usize);
+    let mut tensors: Vec<(String, Vec<usize>)> = Vec::new();
+    let (prefix, emb) = match family {
+        "albert" => ("albert.", e),
+        "roberta" => ("roberta.", h),
+        _ => ("", h),
+    };
+    let mut add =
+        |name: String, shape: Vec<usize>| tensors.push((format!("{prefix}{name}"), shape));
+    add("embeddings.word_embeddings.weight".into(), vec![vocab, emb]);
+    add(
+        "embeddings.position_embeddings.weight".into(),
+        vec![positions, emb],
+    );
+    add(
+        "embeddings.token_type_embeddings.weight".into(),
+        vec![if family == "roberta" { 1 } else { 2 }, emb],
+    );
+    add("embeddings.LayerNorm.weight".into(), vec![emb]);
+    add("embeddings.LayerNorm.bias".into(), vec![emb]);
+    let linear =
+        |add: &mut dyn FnMut(String, Vec<usize>), name: String, out: usize, inp: usize| {
+            add(format!("{name}.weight"), vec![out, inp]);
+            add(format!("{name}.bias"), vec![out]);
+        };
+    if family == "albert" {
+        linear(&mut add, "encoder.embedding_hidden_mapping_in".into(), h, e);
+        let p = "encoder.albert_layer_groups.0.albert_layers.0";
+        for part in ["query", "key", "value", "dense"] {
+            linear(&mut add, format!("{p}.attention.{part}"), h, h);
+        }
+        linear(&mut add, format!("{p}.attention.LayerNorm"), h, 0);
+        linear(&mut add, format!("{p}.ffn"), f, h);
+        linear(&mut add, format!("{p}.ffn_output"), h, f);
+        linear(&mut add, format!("{p}.full_layer_layer_norm"), h, 0);
+    } else {
+        for i in 0..layers {
+            let p = format!("encoder.layer.{i}");
+            for part in [
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+            ] {
+                linear(&mut add, format!("{p}.{part}"), h, h);
+            }
+            linear(&mut add, format!("{p}.attention.output.LayerNorm"), h, 0);
+            linear(&mut add, format!("{p}.intermediate.dense"), f, h);
+            linear(&mut add, format!("{p}.output.dense"), h, f);
+            linear(&mut add, format!("{p}.output.LayerNorm"), h, 0);
+        }
+    }
+    // LayerNorm "weights" were added as [h, 0]; they are really [h] scale vectors.
+    let mut seed = 12345u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) as f32 / (1u64 << 31) as f32 - 0.5) * 0.4
+    };
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, shape)| {
+            let shape: Vec<usize> = shape.into_iter().filter(|&d| d != 0).collect();
+            let n: usize = shape.iter().product();
+            let is_scale =
+                name.ends_with("LayerNorm.weight") || name.ends_with("layer_norm.weight");
+            let bytes = (0..n)
+                .flat_map(|_| (if is_scale { 1.0 + next() } else { next() }).to_le_bytes())
+                .collect();
+            (name, shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = data
+        .iter()
+        .map(|(name, shape, bytes)| {
+            (
+                name.clone(),
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let weights = dir.join(format!("{family}.safetensors"));
+    safetensors::serialize_to_file(views, None, &weights).unwrap();
+    let config = dir.join(format!("{family}.json"));
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"model_type":"{family}","vocab_size":{vocab},"hidden_size":{h},"embedding_size":{e},
+               "num_hidden_layers":{layers},"num_attention_heads":4,"intermediate_size":{f},
+               "max_position_embeddings":{positions},"type_vocab_size":{},"pad_token_id":1,
+               "hidden_act":"{}","layer_norm_eps":1e-5}}"#,
+            if family == "roberta" { 1 } else { 2 },
+            if family == "albert" { "gelu_new" } else { "gelu" }
+        ),
+    )
+    .unwrap();
+    (weights, config)
+}
+
+#[test]
+fn onnx_export_and_candle_network_agree_for_bert_roberta_and_albert() {
+    use candle_core::Device;
+    use edgemass_compress::bert::net::{self, Net};
+    use edgemass_compress::bert::weights::Linear;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ids: Vec<Vec<u32>> = vec![vec![0, 5, 9, 17, 3, 2], vec![0, 44, 8, 2, 1, 1]];
+    let mask: Vec<Vec<u32>> = vec![vec![1; 6], vec![1, 1, 1, 1, 0, 0]];
+    let types: Vec<Vec<u32>> = vec![vec![0; 6]; 2];
+    for family in ["bert", "roberta", "albert"] {
+        let (weights, config_path) = tiny_checkpoint(dir.path(), family);
+        let config = bert::BertConfig::from_path(&config_path).unwrap();
+        let encoder = bert::Encoder::from_safetensors(&weights, config).unwrap();
+        assert_eq!(encoder.schedule.len(), 2, "{family}");
+        assert_eq!(encoder.layers.len(), if family == "albert" { 1 } else { 2 });
+
+        let export = Export {
+            pooling: Pooling::Mean,
+            normalize: false,
+            head: None,
+        };
+        let plan = tract_onnx::onnx()
+            .model_for_proto_model(&bert::onnx::to_onnx(&encoder, export))
+            .unwrap()
+            .into_optimized()
+            .unwrap()
+            .into_runnable()
+            .unwrap();
+        let column = |rows: &[Vec<u32>]| -> TValue {
+            let v: Vec<i64> = rows.iter().flatten().map(|&x| x as i64).collect();
+            Tensor::from_shape(&[2, 6], &v).unwrap().into()
+        };
+        let out = plan
+            .run(tvec![column(&ids), column(&mask), column(&types)])
+            .unwrap();
+        let tract: Vec<f32> = out[0]
+            .to_plain_array_view::<f32>()
+            .unwrap()
+            .iter()
+            .copied()
+            .collect();
+
+        let head = Linear::zeros(2, 32);
+        let net = Net::new(&encoder, &head, Pooling::Mean, &Device::Cpu).unwrap();
+        let batch = net::batch(&ids, &mask, &types, &Device::Cpu).unwrap();
+        let candle: Vec<f32> = net
+            .embed(&batch, false)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(tract.len(), 64, "{family}");
+        let worst = tract
+            .iter()
+            .zip(&candle)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "{family}: tract and candle differ by {worst}");
+    }
+}
