@@ -2,6 +2,7 @@
 //! prunes, distills and quantizes them into students for edgemass.
 
 pub mod bert;
+pub mod eval_text;
 pub mod graph;
 pub mod inspect;
 pub mod onnx_build;

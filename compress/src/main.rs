@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 
 use edgemass_compress::graph::Graph;
 use edgemass_compress::inspect::summarize;
-use edgemass_compress::{bert, train_text};
+use edgemass_compress::{bert, eval_text, train_text};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,21 @@ enum Command {
     /// Train a Rotten Tomatoes sentiment classifier on a BERT-family checkpoint and write a
     /// text-classify package.
     TrainText(TrainText),
+    /// Score a Rotten Tomatoes text-classify package with tract on the held-out split.
+    EvalText {
+        /// The package manifest (NAME.model.toml).
+        #[arg(long)]
+        model: PathBuf,
+        /// rotten_tomatoes_corpus_full.csv.bz2.
+        #[arg(long)]
+        data: PathBuf,
+        /// Seed of the 80/20 split (as given to train-text).
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Score only the first N held-out examples.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
     /// Build an ONNX model from a checkpoint in another format.
     #[command(subcommand)]
     Import(Import),
@@ -124,6 +139,21 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Command::EvalText {
+            model,
+            data,
+            seed,
+            limit,
+        } => eval_text::evaluate(&model, &data, seed, limit)
+            .map(|e| {
+                format!(
+                    "{}: {:.2} % of {} held-out reviews right (tract)",
+                    model.display(),
+                    e.accuracy * 100.0,
+                    e.examples
+                )
+            })
+            .map_err(anyhow::Error::from),
         Command::TrainText(args) => train_text(&args).map_err(anyhow::Error::from),
         Command::Import(Import::Bert(args)) => import_bert(&args).map_err(anyhow::Error::from),
     };
