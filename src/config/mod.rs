@@ -1334,6 +1334,24 @@ mod tests {
     }
 
     #[test]
+    fn packaged_default_points_at_the_installed_models() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("cross/deb/edgemass.toml")).unwrap();
+        let config = Config::parse(&text, Path::new("/etc/edgemass"), &[]).unwrap();
+        assert_eq!(
+            config.outbox.path,
+            Path::new("/var/lib/edgemass/outbox.sqlite")
+        );
+        for camera in &config.cameras {
+            let installed = camera
+                .model
+                .strip_prefix("/usr/share/edgemass")
+                .expect("models are installed under /usr/share/edgemass");
+            assert!(root.join(installed).is_file(), "{}", camera.model.display());
+        }
+    }
+
+    #[test]
     fn demo_profile_runs_without_a_system_broker() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/demo.toml");
         let c = Config::from_path(&path).unwrap();

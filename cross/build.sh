@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Cross-compiles the edgemass agent for boards and packages it: one stripped binary, a .deb and a
+# tarball per target, in dist/.
+#
+# Usage: cross/build.sh [TARGET...]
+#   targets: aarch64-unknown-linux-gnu (Pi 4/5 64-bit, Jetson), armv7-unknown-linux-gnueabihf
+#   (Pi OS 32-bit); default both.
+# Env:  FEATURES  cargo features (default "camera"; FEATURES= drops the V4L2 camera backend, which
+#                 needs libclang and the target's kernel headers, and keeps every other source)
+#       PROFILE   cargo profile (default release: fat LTO, stripped)
+# Needs: Debian's gcc-aarch64-linux-gnu / gcc-arm-linux-gnueabihf (+ libc6-dev-*-cross),
+#        libclang-dev for the camera backend, cargo-deb (`cargo install cargo-deb`) for the .deb.
+# The binaries link glibc 2.35 or later (Debian 12, Ubuntu 22.04, Pi OS bookworm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+targets=("$@")
+((${#targets[@]})) || targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
+features="${FEATURES-camera}"
+profile="${PROFILE:-release}"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+mkdir -p dist
+
+for target in "${targets[@]}"; do
+  case "$target" in
+    aarch64-unknown-linux-gnu) gnu=aarch64-linux-gnu; deb_arch=arm64 ;;
+    armv7-unknown-linux-gnueabihf) gnu=arm-linux-gnueabihf; deb_arch=armhf ;;
+    *) echo "cross/build.sh: unknown target $target (aarch64-unknown-linux-gnu or armv7-unknown-linux-gnueabihf)" >&2; exit 2 ;;
+  esac
+  if ! command -v "$gnu-gcc" >/dev/null; then
+    echo "cross/build.sh: $gnu-gcc not found: apt-get install gcc-$gnu" >&2
+    exit 1
+  fi
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  env_target="${target//-/_}"
+  upper="${env_target^^}"
+  export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
+  export "CC_${env_target}=$gnu-gcc"
+  export "AR_${env_target}=$gnu-ar"
+  # bindgen (camera backend) must parse the target's headers, not the host's.
+  export "BINDGEN_EXTRA_CLANG_ARGS_${env_target}=--target=$gnu -I/usr/$gnu/include"
+
+  echo "== $target ($profile, features: ${features:-none})"
+  started=$SECONDS
+  cargo build -p edgemass --bin edgemass --locked --target "$target" --profile "$profile" \
+    --no-default-features ${features:+--features "$features"}
+  out_dir="$profile"
+  [ "$profile" = dev ] && out_dir=debug
+  binary="$target_dir/$target/$out_dir/edgemass"
+  echo "built in $((SECONDS - started)) s: $(stat -c %s "$binary") bytes"
+
+  stage="dist/edgemass-$version-$target"
+  rm -rf "$stage"
+  mkdir -p "$stage/models" "$stage/firmware-config"
+  cp "$binary" "$stage/"
+  cp models/*.model.toml models/fetch.py "$stage/models/"
+  cp firmware-config/*.toml "$stage/firmware-config/"
+  cp cross/deb/edgemass.service cross/deb/edgemass.toml README.md "$stage/"
+  tar -C dist -czf "$stage.tar.gz" "$(basename "$stage")"
+  rm -rf "$stage"
+
+  if command -v cargo-deb >/dev/null; then
+    cargo deb -p edgemass --no-build --no-strip --target "$target" --profile "$profile" \
+      --deb-version "$version" --output "dist/edgemass_${version}_${deb_arch}.deb"
+  else
+    echo "cross/build.sh: cargo-deb not installed; skipping the .deb (cargo install cargo-deb)" >&2
+  fi
+done
+ls -l dist
