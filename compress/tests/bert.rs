@@ -140,11 +140,10 @@ fn tiny_checkpoint(dir: &Path, family: &str) -> (PathBuf, PathBuf) {
     );
     add("embeddings.LayerNorm.weight".into(), vec![emb]);
     add("embeddings.LayerNorm.bias".into(), vec![emb]);
-    let linear =
-        |add: &mut dyn FnMut(String, Vec<usize>), name: String, out: usize, inp: usize| {
-            add(format!("{name}.weight"), vec![out, inp]);
-            add(format!("{name}.bias"), vec![out]);
-        };
+    let linear = |add: &mut dyn FnMut(String, Vec<usize>), name: String, out: usize, inp: usize| {
+        add(format!("{name}.weight"), vec![out, inp]);
+        add(format!("{name}.bias"), vec![out]);
+    };
     if family == "albert" {
         linear(&mut add, "encoder.embedding_hidden_mapping_in".into(), h, e);
         let p = "encoder.albert_layer_groups.0.albert_layers.0";
