@@ -74,7 +74,7 @@ pub struct Options {
     pub batch_size: usize,
     /// Peak learning rate (fine-tuning; warm-up then linear decay).
     pub learning_rate: f64,
-    /// Seed of the split, the shuffles, dropout-free initialisation.
+    /// Seed of the 80/20 split and of the fine-tuning shuffles.
     pub seed: u64,
     /// Longest token sequence.
     pub max_length: usize,
@@ -117,7 +117,8 @@ pub struct Report {
     pub train_examples: usize,
     /// Held-out examples scored.
     pub test_examples: usize,
-    /// Mean training loss of the first and the last pass.
+    /// Training loss at the start and at the end: of the first and last head step, or (when
+    /// fine-tuning) the mean of the first and last epoch.
     pub loss: (f64, f64),
     /// Held-out accuracy of the frozen-encoder head (always trained first).
     pub head_accuracy: f64,
