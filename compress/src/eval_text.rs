@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 use tract_onnx::prelude::*;
 
 use crate::text_data::{self, DataError};
@@ -85,15 +84,8 @@ pub fn evaluate(
         ));
     }
     let tokenizer_path = dir.join(tokenizer);
-    let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
-        .map_err(|e| package(&tokenizer_path, e.to_string()))?;
-    tokenizer.with_padding(Some(PaddingParams::default()));
-    tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length: max_length as usize,
-            ..Default::default()
-        }))
-        .map_err(|e| package(&tokenizer_path, e.to_string()))?;
+    let tokenizer = text_data::tokenizer(&tokenizer_path, max_length as usize, true)
+        .map_err(|reason| package(&tokenizer_path, reason))?;
     let model = dir.join(file);
     let tract = |e: TractError| EvalError::Tract {
         path: model.clone(),

@@ -1,10 +1,11 @@
 //! Text data sets from the model cache: Rotten Tomatoes reviews (labelled) and Guardian headlines
-//! (unlabelled), read straight from their `.csv.bz2` files.
+//! (unlabelled), read straight from their `.csv.bz2` files, and the tokenizer set up for them.
 
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
 /// Label names of Rotten Tomatoes, indexed by class id.
 pub const SENTIMENT_LABELS: [&str; 2] = ["rotten", "fresh"];
@@ -67,6 +68,20 @@ pub fn split(examples: &[Example], test_fraction: f64, seed: u64) -> (Vec<Exampl
     let test = ((shuffled.len() as f64) * test_fraction).round() as usize;
     let train = shuffled.split_off(test);
     (train, shuffled)
+}
+
+/// Loads `tokenizer.json` with truncation at `max_length` and, when `pad`, padding to the longest
+/// text of a batch (the file's own padding and truncation are replaced).
+pub fn tokenizer(path: &Path, max_length: usize, pad: bool) -> Result<Tokenizer, String> {
+    let mut tokenizer = Tokenizer::from_file(path).map_err(|e| e.to_string())?;
+    tokenizer.with_padding(pad.then(PaddingParams::default));
+    tokenizer
+        .with_truncation(Some(TruncationParams {
+            max_length,
+            ..Default::default()
+        }))
+        .map_err(|e| e.to_string())?;
+    Ok(tokenizer)
 }
 
 fn rows(path: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, DataError> {

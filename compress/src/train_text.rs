@@ -9,7 +9,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use tokenizers::{Tokenizer, TruncationParams};
+use tokenizers::Tokenizer;
 
 use crate::bert::net::{self, Net};
 use crate::bert::weights::Linear;
@@ -258,19 +258,10 @@ struct Tokens {
 }
 
 fn load_tokenizer(path: &Path, max_length: usize) -> Result<Tokenizer, TrainError> {
-    let fail = |reason: String| TrainError::Tokenizer {
+    crate::text_data::tokenizer(path, max_length, false).map_err(|reason| TrainError::Tokenizer {
         path: path.to_owned(),
         reason,
-    };
-    let mut tokenizer = Tokenizer::from_file(path).map_err(|e| fail(e.to_string()))?;
-    tokenizer.with_padding(None);
-    tokenizer
-        .with_truncation(Some(TruncationParams {
-            max_length,
-            ..Default::default()
-        }))
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(tokenizer)
+    })
 }
 
 fn tokenize(

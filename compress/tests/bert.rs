@@ -7,18 +7,9 @@ use edgemass_compress::bert::{self, Export, Pooling};
 use tokenizers::{PaddingParams, Tokenizer};
 use tract_onnx::prelude::*;
 
-fn cached(path: &str) -> PathBuf {
-    let cache = std::env::var_os("EDGEMASS_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/cache"));
-    let file = cache.join(path);
-    assert!(
-        file.is_file(),
-        "{} missing: run `python3 models/fetch.py` first",
-        file.display()
-    );
-    file
-}
+mod common;
+
+use common::cached;
 
 /// Runs an encoder ONNX file on `sentences` (padded to the longest) and returns one row per
 /// sentence of the named output.

@@ -1,20 +1,10 @@
 //! `inspect` on the real models from `models/fetch.py`.
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn cached(path: &str) -> PathBuf {
-    let cache = std::env::var_os("EDGEMASS_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/cache"));
-    let file = cache.join(path);
-    assert!(
-        file.is_file(),
-        "{} missing: run `python3 models/fetch.py` first",
-        file.display()
-    );
-    file
-}
+mod common;
+
+use common::cached;
 
 #[test]
 fn yolov8n_summary_counts_its_convolutions_and_weights() {

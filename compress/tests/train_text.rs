@@ -6,20 +6,13 @@ use std::path::PathBuf;
 use edgemass_compress::text_data::SENTIMENT_LABELS;
 use edgemass_compress::train_text::{self, Mode, Options};
 
-fn cache() -> PathBuf {
-    std::env::var_os("EDGEMASS_MODEL_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/cache"))
-}
+mod common;
+
+use common::cached;
 
 fn options(out: &std::path::Path) -> Options {
-    let data = cache().join("data/rotten_tomatoes_corpus_full.csv.bz2");
-    assert!(
-        data.is_file(),
-        "{} missing: run `python3 models/fetch.py` first",
-        data.display()
-    );
-    Options::new(&cache().join("minilm-l6"), &data, out)
+    let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
+    Options::new(&cached("minilm-l6"), &data, out)
 }
 
 #[test]
@@ -47,7 +40,7 @@ fn frozen_encoder_head_learns_sentiment_and_tract_agrees() {
         )),
         "{manifest}"
     );
-    let data = cache().join("data/rotten_tomatoes_corpus_full.csv.bz2");
+    let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
     let tract = edgemass_compress::eval_text::evaluate(&report.manifest, &data, 42, Some(400))
         .unwrap()
         .accuracy;
@@ -91,7 +84,7 @@ fn missing_data_is_named() {
 fn evaluating_a_vision_manifest_is_refused() {
     let manifest =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/blazeface-256.model.toml");
-    let data = cache().join("data/rotten_tomatoes_corpus_full.csv.bz2");
+    let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
     let e = edgemass_compress::eval_text::evaluate(&manifest, &data, 42, Some(10)).unwrap_err();
     assert!(
         e.to_string().contains("not a text-classify manifest"),

@@ -320,12 +320,7 @@ pub struct Manifest {
 impl Manifest {
     /// Reads and validates a manifest file; relative paths are taken from its directory.
     pub fn from_path(path: &Path) -> Result<Manifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let cache = std::env::var_os(CACHE_ENV).map(PathBuf::from);
+        let (text, dir, cache) = read(path)?;
         Manifest::parse(&text, path, dir, cache.as_deref())
     }
 
@@ -426,6 +421,17 @@ pub(crate) fn resolve_file(value: &str, dir: &Path, cache: Option<&Path>) -> Pat
             .join(rest),
         None => dir.join(value),
     }
+}
+
+/// A manifest file's text, the directory its relative paths start from, and the model cache
+/// from the environment.
+pub(crate) fn read(path: &Path) -> Result<(String, &Path, Option<PathBuf>), ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    Ok((text, dir, std::env::var_os(CACHE_ENV).map(PathBuf::from)))
 }
 
 /// Renders a TOML error on one line with the line number it points at.

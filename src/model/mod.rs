@@ -78,6 +78,18 @@ pub enum ModelError {
     },
 }
 
+impl ModelError {
+    /// Maps a tract error met while `stage`-ing the model at `path`.
+    pub fn tract(path: &Path, stage: &'static str) -> impl FnOnce(TractError) -> ModelError {
+        let path = path.to_owned();
+        move |e| ModelError::Tract {
+            path,
+            stage,
+            source: e.into(),
+        }
+    }
+}
+
 /// A model ready to run: its manifest and tract's optimised plan.
 pub struct Model {
     manifest: Manifest,
@@ -139,14 +151,7 @@ impl Model {
         for fix in quirks::apply(&mut proto) {
             tracing::debug!(model = %manifest.name, "{fix}");
         }
-        let tract_err = |stage| {
-            let path = path.clone();
-            move |e: TractError| ModelError::Tract {
-                path,
-                stage,
-                source: e.into(),
-            }
-        };
+        let tract_err = |stage| ModelError::tract(&path, stage);
         let dir = path.parent().and_then(Path::to_str);
         let parsed = tract_onnx::onnx()
             .with_ignore_output_shapes(true)

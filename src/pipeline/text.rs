@@ -71,6 +71,7 @@ impl TextWorker {
 
     fn run(self) {
         let model = self.classifier.manifest().name.clone();
+        let topic = self.topics.text_out();
         loop {
             let first = match self.queue.recv_timeout(IDLE_CHECK) {
                 Ok(request) => request,
@@ -117,7 +118,7 @@ impl TextWorker {
                         });
                         self.publisher.blocking_send(Outgoing::Event {
                             id: request.id.clone(),
-                            topic: self.topics.text_out(),
+                            topic: topic.clone(),
                             payload: body.to_string().into_bytes(),
                         });
                         self.stats.classified.fetch_add(1, Ordering::Relaxed);

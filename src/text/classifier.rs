@@ -74,14 +74,7 @@ impl TextClassifier {
             .as_ref()
             .ok_or_else(|| mismatch("the file holds no graph".into()))?;
         let feeds = check_signature(graph, &manifest.output).map_err(mismatch)?;
-        let tract_err = |stage| {
-            let path = path.clone();
-            move |e: TractError| ModelError::Tract {
-                path,
-                stage,
-                source: e.into(),
-            }
-        };
+        let tract_err = |stage| ModelError::tract(&path, stage);
         let dir = path.parent().and_then(Path::to_str);
         let plan = tract_onnx::onnx()
             .parse(&proto, dir)

@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::model::manifest::{
-    CACHE_ENV, ManifestError, Provenance, Task, resolve_file, toml_message,
-};
+use crate::model::manifest::{ManifestError, Provenance, Task, resolve_file, toml_message};
 
 /// Longest token sequence a BERT-family position table holds.
 const MAX_LENGTH_LIMIT: usize = 512;
@@ -68,12 +66,7 @@ pub struct TextManifest {
 impl TextManifest {
     /// Reads and validates a manifest file; relative paths are taken from its directory.
     pub fn from_path(path: &Path) -> Result<TextManifest, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let cache = std::env::var_os(CACHE_ENV).map(PathBuf::from);
+        let (text, dir, cache) = crate::model::manifest::read(path)?;
         TextManifest::parse(&text, path, dir, cache.as_deref())
     }
 
