@@ -79,9 +79,7 @@ pub fn text_package() -> PathBuf {
             let package = TextClassifier {
                 name: "minilm-l6-anchors",
                 description: "MiniLM-L6 with a head from anchor sentences (tests only)".into(),
-                encoder: &encoder,
-                pooling: Pooling::Mean,
-                head: &head,
+                model: &edgemass_compress::bert::onnx::classifier(&encoder, Pooling::Mean, &head),
                 labels: vec!["rotten".into(), "fresh".into()],
                 tokenizer: &tokenizer,
                 max_length: 128,

@@ -2,12 +2,21 @@
 //! prunes, distills and quantizes them into students for edgemass.
 
 pub mod bert;
+pub mod distill;
+pub mod dot;
 pub mod eval_text;
 pub mod graph;
 pub mod inspect;
+pub mod measure_text;
 pub mod onnx_build;
 pub mod package;
+pub mod prune_bert;
+pub mod prune_vocab;
+pub mod quantize;
+pub mod recipe;
+pub mod report_plot;
 pub mod text_data;
+pub mod text_package;
 pub mod train_text;
 
 use std::io::Write;
@@ -25,4 +34,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A progress bar on stderr labelled `label`, or a hidden one when `enabled` is false.
+pub fn progress_bar(enabled: bool, len: u64, label: &str) -> indicatif::ProgressBar {
+    if !enabled {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .expect("template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_owned());
+    bar
 }

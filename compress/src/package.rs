@@ -3,13 +3,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::bert::{self, BertError, Encoder, Export, Pooling, weights::Linear};
+use tract_onnx::pb::ModelProto;
+
+use crate::bert::{self, BertError};
 
 /// Where a packaged model came from and what was measured on it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Provenance {
     /// What the weights were made from.
     pub source: String,
@@ -30,12 +33,9 @@ pub struct TextClassifier<'a> {
     pub name: &'a str,
     /// One line for humans.
     pub description: String,
-    /// The encoder.
-    pub encoder: &'a Encoder,
-    /// Sentence pooling before the head.
-    pub pooling: Pooling,
-    /// The classifier on the pooled vector.
-    pub head: &'a Linear,
+    /// The graph: inputs `input_ids`, `attention_mask`, `token_type_ids`; outputs `logits` and
+    /// `scores` (see [`bert::onnx::to_onnx`]).
+    pub model: &'a ModelProto,
     /// Class names, indexed by class id.
     pub labels: Vec<String>,
     /// `tokenizer.json` to copy into the package.
@@ -74,16 +74,8 @@ impl TextClassifier<'_> {
             move |source| BertError::Write { path, source }
         };
         std::fs::create_dir_all(dir).map_err(write_err(dir))?;
-        let model = bert::onnx::to_onnx(
-            self.encoder,
-            Export {
-                pooling: self.pooling,
-                normalize: false,
-                head: Some(self.head),
-            },
-        );
         let onnx = dir.join("model.onnx");
-        bert::write_onnx(&model, &onnx)?;
+        bert::write_onnx(self.model, &onnx)?;
         let bytes = std::fs::read(&onnx).map_err(|source| BertError::Read {
             path: onnx.clone(),
             source,

@@ -70,6 +70,51 @@ pub fn split(examples: &[Example], test_fraction: f64, seed: u64) -> (Vec<Exampl
     (train, shuffled)
 }
 
+/// The texts of a distillation run, all from fixed-seed selections.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    /// Rotten Tomatoes' training split (first `train_limit`).
+    pub train: Vec<Example>,
+    /// Unlabelled texts (first `unlabelled_limit` non-empty ones).
+    pub unlabelled: Vec<String>,
+    /// Rotten Tomatoes' held-out split (first `test_limit`).
+    pub test: Vec<Example>,
+}
+
+/// Limits on a [`Corpus`]; `None` takes everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    /// Labelled training texts.
+    pub train: Option<usize>,
+    /// Unlabelled texts.
+    pub unlabelled: Option<usize>,
+    /// Held-out texts.
+    pub test: Option<usize>,
+}
+
+/// Splits Rotten Tomatoes 80/20 with `seed` and reads the unlabelled headlines, if any.
+pub fn corpus(
+    labelled: &Path,
+    unlabelled: Option<&Path>,
+    seed: u64,
+    limits: Limits,
+) -> Result<Corpus, DataError> {
+    let (mut train, mut test) = split(&rotten_tomatoes(labelled)?, 0.2, seed);
+    train.truncate(limits.train.unwrap_or(usize::MAX));
+    test.truncate(limits.test.unwrap_or(usize::MAX));
+    let mut headlines = match unlabelled {
+        Some(path) => guardian_headlines(path)?,
+        None => Vec::new(),
+    };
+    headlines.retain(|h| !h.trim().is_empty());
+    headlines.truncate(limits.unlabelled.unwrap_or(usize::MAX));
+    Ok(Corpus {
+        train,
+        unlabelled: headlines,
+        test,
+    })
+}
+
 /// Loads `tokenizer.json` with truncation at `max_length` and, when `pad`, padding to the longest
 /// text of a batch (the file's own padding and truncation are replaced).
 pub fn tokenizer(path: &Path, max_length: usize, pad: bool) -> Result<Tokenizer, String> {

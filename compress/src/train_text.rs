@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use candle_core::{D, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use tokenizers::Tokenizer;
@@ -162,7 +162,7 @@ pub fn train(options: &Options) -> Result<Report, TrainError> {
     let pooling = Pooling::Mean;
 
     let net = Net::new(&encoder, &head, pooling, &device)?;
-    let bar = progress(options.progress, 0, "embedding");
+    let bar = crate::progress_bar(options.progress, 0, "embedding");
     let train_vectors = embed_all(&net, &train_tokens, &device, &bar)?;
     let test_vectors = embed_all(&net, &test_tokens, &device, &bar)?;
     bar.finish_and_clear();
@@ -188,7 +188,7 @@ pub fn train(options: &Options) -> Result<Report, TrainError> {
     if options.mode == Mode::FineTune {
         let (first, last) = fine_tune(&net, options, &train_tokens, &train_labels, &device)?;
         loss = (first, last);
-        let bar = progress(options.progress, 1, "evaluating");
+        let bar = crate::progress_bar(options.progress, 1, "evaluating");
         let vectors = embed_all(&net, &test_tokens, &device, &bar)?;
         bar.finish_and_clear();
         accuracy_now = accuracy(&net.logits(&vectors)?, &test_labels)?;
@@ -232,9 +232,7 @@ pub fn train(options: &Options) -> Result<Report, TrainError> {
                 Mode::FineTune => "fine-tuned",
             }
         ),
-        encoder: &encoder,
-        pooling,
-        head: &head,
+        model: &crate::bert::onnx::classifier(&encoder, pooling, &head),
         labels: SENTIMENT_LABELS.iter().map(|s| s.to_string()).collect(),
         tokenizer: &options.tokenizer,
         max_length: options.max_length,
@@ -347,7 +345,7 @@ fn fine_tune(
             ..Default::default()
         },
     )?;
-    let bar = progress(options.progress, total as u64, "fine-tuning");
+    let bar = crate::progress_bar(options.progress, total as u64, "fine-tuning");
     let mut epoch_losses = Vec::new();
     let mut step = 0;
     for _ in 0..options.epochs {
@@ -407,18 +405,4 @@ fn accuracy(logits: &Tensor, labels: &[u32]) -> Result<f64, TrainError> {
     let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
     let right = predicted.iter().zip(labels).filter(|(p, l)| p == l).count();
     Ok(right as f64 / labels.len() as f64)
-}
-
-fn progress(enabled: bool, len: u64, label: &str) -> ProgressBar {
-    if !enabled {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-            .expect("template is valid")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(label.to_owned());
-    bar
 }

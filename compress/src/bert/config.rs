@@ -43,6 +43,8 @@ pub struct BertConfig {
     pub num_layers: usize,
     /// Attention heads per layer.
     pub num_heads: usize,
+    /// Width of one attention head (`hidden_size / num_heads` until heads are pruned).
+    pub head_size: usize,
     /// Feed-forward width.
     pub intermediate_size: usize,
     /// Rows of the position table.
@@ -165,6 +167,7 @@ impl BertConfig {
             },
             num_layers: raw.num_hidden_layers,
             num_heads: raw.num_attention_heads,
+            head_size: raw.hidden_size / raw.num_attention_heads,
             intermediate_size: raw.intermediate_size,
             max_positions: raw.max_position_embeddings,
             type_vocab_size: raw.type_vocab_size,
@@ -174,9 +177,9 @@ impl BertConfig {
         })
     }
 
-    /// Width of one attention head.
-    pub fn head_size(&self) -> usize {
-        self.hidden_size / self.num_heads
+    /// Width of all heads together: the attention's inner width.
+    pub fn attention_width(&self) -> usize {
+        self.num_heads * self.head_size
     }
 
     /// Longest sequence the position table allows.

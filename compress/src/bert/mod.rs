@@ -2,6 +2,7 @@
 //! trained with candle.
 
 pub mod config;
+pub mod from_onnx;
 pub mod net;
 pub mod onnx;
 pub mod weights;

@@ -2,6 +2,7 @@
 //! ONNX graph, made of differentiable operations so every weight can be trained.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use candle_core::{D, DType, Device, Result, Tensor, Var};
 
@@ -90,6 +91,32 @@ impl Net {
         Ok(())
     }
 
+    /// Saves every variable to a safetensors checkpoint, atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: HashMap<String, Tensor> = self
+            .vars
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect();
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let file = tempfile::NamedTempFile::new_in(dir)?;
+        candle_core::safetensors::save(&tensors, file.path())?;
+        file.persist(path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Loads a checkpoint written by [`Net::save`] for a network of the same shapes.
+    pub fn load(&self, path: &Path) -> Result<()> {
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)?;
+        for (name, var) in &self.vars {
+            let tensor = tensors.get(name).ok_or_else(|| {
+                candle_core::Error::Msg(format!("{} lacks `{name}`", path.display()))
+            })?;
+            var.set(tensor)?;
+        }
+        Ok(())
+    }
+
     /// The pooled sentence vectors `[batch, hidden]`; `train` turns dropout on.
     pub fn embed(&self, batch: &Batch, train: bool) -> Result<Tensor> {
         let c = &self.config;
@@ -132,22 +159,22 @@ impl Net {
 
     fn layer(&self, name: &str, x: &Tensor, bias: &Tensor, train: bool) -> Result<Tensor> {
         let c = &self.config;
-        let (b, s, h) = x.dims3()?;
+        let (b, s, _) = x.dims3()?;
         let heads = |part: &str| -> Result<Tensor> {
             self.linear(&format!("{name}.{part}"), x)?
-                .reshape((b, s, c.num_heads, c.head_size()))?
+                .reshape((b, s, c.num_heads, c.head_size))?
                 .transpose(1, 2)?
                 .contiguous()
         };
         let (q, k, v) = (heads("query")?, heads("key")?, heads("value")?);
-        let scale = 1.0 / (c.head_size() as f64).sqrt();
+        let scale = 1.0 / (c.head_size as f64).sqrt();
         let scores = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(bias)?;
         let probs = self.dropout(&candle_nn::ops::softmax(&scores, D::Minus1)?, train)?;
-        let context = probs
-            .matmul(&v)?
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b, s, h))?;
+        let context = probs.matmul(&v)?.transpose(1, 2)?.contiguous()?.reshape((
+            b,
+            s,
+            c.attention_width(),
+        ))?;
         let attended = self.dropout(
             &self.linear(&format!("{name}.attention_out"), &context)?,
             train,

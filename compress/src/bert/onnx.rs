@@ -40,6 +40,18 @@ pub const SCORES: &str = "scores";
 /// Opset the graph is written for (LayerNormalization needs 17).
 const OPSET: i64 = 17;
 
+/// The graph of a classifier package: `head` on the pooled vector, no normalisation.
+pub fn classifier(encoder: &Encoder, pooling: Pooling, head: &Linear) -> ModelProto {
+    to_onnx(
+        encoder,
+        Export {
+            pooling,
+            normalize: false,
+            head: Some(head),
+        },
+    )
+}
+
 /// Builds the graph; every weight becomes an initializer, shared ALBERT layers only once.
 pub fn to_onnx(encoder: &Encoder, export: Export) -> ModelProto {
     let config = &encoder.config;
@@ -193,7 +205,7 @@ fn layer(
     x: &str,
     bias: &str,
 ) -> String {
-    let heads = g.ints(&[0, 0, config.num_heads as i64, config.head_size() as i64]);
+    let heads = g.ints(&[0, 0, config.num_heads as i64, config.head_size as i64]);
     let split = |g: &mut GraphBuilder, (weight, b): &(String, String), perm: Vec<i64>| {
         let projected = g.linear(x, weight, b);
         let shaped = g.node("Reshape", &[&projected, &heads], &[]);
@@ -203,7 +215,7 @@ fn layer(
     let k = split(g, &w.key, vec![0, 2, 3, 1]);
     let v = split(g, &w.value, vec![0, 2, 1, 3]);
     let scores = g.node("MatMul", &[&q, &k], &[]);
-    let scale = g.scalar(1.0 / (config.head_size() as f32).sqrt());
+    let scale = g.scalar(1.0 / (config.head_size as f32).sqrt());
     let scores = g.node("Mul", &[&scores, &scale], &[]);
     let scores = g.node("Add", &[&scores, bias], &[]);
     let probs = g.node("Softmax", &[&scores], &[("axis", Attr::Int(-1))]);
@@ -213,7 +225,7 @@ fn layer(
         &[&context],
         &[("perm", Attr::Ints(vec![0, 2, 1, 3]))],
     );
-    let merged = g.ints(&[0, 0, config.hidden_size as i64]);
+    let merged = g.ints(&[0, 0, config.attention_width() as i64]);
     let context = g.node("Reshape", &[&context, &merged], &[]);
     let attended = g.linear(&context, &w.attention_out.0, &w.attention_out.1);
     let residual = g.node("Add", &[&attended, x], &[]);

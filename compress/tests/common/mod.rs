@@ -16,3 +16,16 @@ pub fn cached(path: &str) -> PathBuf {
     );
     file
 }
+
+/// A small sentiment teacher: MiniLM-L6 frozen, a linear head trained on 400 reviews, packaged in
+/// `dir/teacher`. Returns its manifest. (Not every test file uses it.)
+#[allow(dead_code)]
+pub fn small_teacher(dir: &std::path::Path) -> PathBuf {
+    use edgemass_compress::train_text;
+    let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
+    let mut options = train_text::Options::new(&cached("minilm-l6"), &data, &dir.join("teacher"));
+    options.name = "teacher".into();
+    options.train_limit = Some(400);
+    options.test_limit = Some(50);
+    train_text::train(&options).unwrap().manifest
+}

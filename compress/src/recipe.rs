@@ -1,0 +1,460 @@
+//! `run RECIPE.toml`: prune → distill → quantize a text teacher in one command, measuring every
+//! step the same way (size, MACs, tract and onnxruntime latency, held-out accuracy, agreement with
+//! the teacher) and writing `report.md` and `report.svg` beside the packages.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::distill::{self, DistillError};
+use crate::measure_text::{self, HeldOut, MeasureError, Measurement, Settings};
+use crate::prune_bert::{self, Plan, PruneError};
+use crate::prune_vocab;
+use crate::quantize::{self, QuantizeError};
+use crate::text_package::{PackageError, TextPackage};
+
+/// A recipe file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Name of the final student package.
+    pub name: String,
+    /// The teacher's manifest, relative to the model cache.
+    pub teacher: PathBuf,
+    /// Seed of the 80/20 split and of every shuffle.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Where the texts come from.
+    pub data: Data,
+    /// Structured pruning; absent: the student starts as the teacher.
+    pub prune: Option<Plan>,
+    /// Keep only the tokens the training texts use (plus single characters and special tokens).
+    #[serde(default)]
+    pub vocabulary: bool,
+    /// Distillation; absent: no training.
+    pub distill: Option<DistillStep>,
+    /// Quantization; absent: the student stays float.
+    pub quantize: Option<QuantizeStep>,
+    /// How steps are measured.
+    #[serde(default)]
+    pub measure: Settings,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// Data files, relative to the model cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    /// `rotten_tomatoes_corpus_full.csv.bz2`.
+    pub labelled: PathBuf,
+    /// `guardian_headlines.csv.bz2`, texts for the teacher to label.
+    pub unlabelled: Option<PathBuf>,
+    /// Use only the first N labelled training texts.
+    pub train_limit: Option<usize>,
+    /// Use only the first N unlabelled texts.
+    pub unlabelled_limit: Option<usize>,
+    /// Measure on only the first N held-out texts.
+    pub test_limit: Option<usize>,
+}
+
+impl Data {
+    /// The selection limits.
+    pub fn limits(&self) -> crate::text_data::Limits {
+        crate::text_data::Limits {
+            train: self.train_limit,
+            unlabelled: self.unlabelled_limit,
+            test: self.test_limit,
+        }
+    }
+}
+
+/// The `[distill]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillStep {
+    /// Passes over the training texts.
+    pub epochs: usize,
+    /// Texts per step.
+    pub batch_size: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Softening temperature.
+    pub temperature: f64,
+    /// Weight of the cross-entropy on labelled texts.
+    pub alpha: f64,
+}
+
+/// The `[quantize]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizeStep {
+    /// `weights` (int8 storage, float arithmetic), `dynamic` (MatMulInteger, onnxruntime's
+    /// fastest) or `dynamic-ops` (the same arithmetic in plain ops, tract's fastest).
+    pub mode: String,
+    /// Nodes or weights to leave in float.
+    #[serde(default)]
+    pub keep_float: Vec<String>,
+}
+
+/// Errors of a recipe run.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// The recipe file is unreadable or invalid.
+    #[error("{path}: {reason}")]
+    Recipe {
+        /// The recipe.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A package step failed.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// Pruning failed.
+    #[error(transparent)]
+    Prune(#[from] PruneError),
+    /// Distillation failed.
+    #[error(transparent)]
+    Distill(#[from] DistillError),
+    /// Vocabulary pruning failed.
+    #[error(transparent)]
+    Vocabulary(#[from] prune_vocab::VocabError),
+    /// Quantization failed.
+    #[error("quantize: {0}")]
+    Quantize(#[from] QuantizeError),
+    /// Measuring failed.
+    #[error(transparent)]
+    Measure(#[from] MeasureError),
+    /// The report could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// One measured step.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// `teacher`, `prune`, `vocabulary`, `distill` or `quantize`.
+    pub name: &'static str,
+    /// The step's package manifest.
+    pub manifest: PathBuf,
+    /// What was measured.
+    pub measured: Measurement,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Every step, teacher first.
+    pub steps: Vec<Step>,
+    /// `report.md`.
+    pub report: PathBuf,
+    /// `report.svg`.
+    pub plot: PathBuf,
+}
+
+impl Recipe {
+    /// Reads and checks a recipe file.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+        let bad = |reason: String| RecipeError::Recipe {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let recipe: Recipe = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if let Some(q) = &recipe.quantize {
+            mode(&q.mode).map_err(bad)?;
+        }
+        Ok(recipe)
+    }
+}
+
+fn mode(name: &str) -> Result<quantize::Mode, String> {
+    quantize::Mode::ALL
+        .into_iter()
+        .find(|m| m.name() == name)
+        .ok_or_else(|| {
+            let known: Vec<&str> = quantize::Mode::ALL.iter().map(|m| m.name()).collect();
+            format!("[quantize] mode `{name}` is unknown ({})", known.join(", "))
+        })
+}
+
+/// Runs `recipe` with data and teacher from `cache`, writing packages and the report into `out`.
+/// Each step is announced on stderr unless `quiet`; `progress` draws progress bars.
+pub fn run(
+    recipe: &Recipe,
+    cache: &Path,
+    out: &Path,
+    quiet: bool,
+    progress: bool,
+) -> Result<Outcome, RecipeError> {
+    let write_error = |path: &Path, e: &dyn std::fmt::Display| RecipeError::Write {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| write_error(out, &e))?;
+    let teacher_manifest = cache.join(&recipe.teacher);
+    let labelled = cache.join(&recipe.data.labelled);
+    let teacher = TextPackage::open(&teacher_manifest)?;
+    let held_out = HeldOut::new(&labelled, recipe.seed, recipe.data.test_limit)?;
+    let rows = |name: &str| out.join(format!("held-out-{name}.jsonl"));
+    let say = |text: String| {
+        if !quiet {
+            eprintln!("{text}");
+        }
+    };
+    say(format!(
+        "measuring the teacher {}",
+        teacher_manifest.display()
+    ));
+    let first = measure_text::measure(
+        &teacher_manifest,
+        &held_out,
+        &recipe.measure,
+        None,
+        &rows("teacher"),
+    )?;
+    let reference = first.predictions.clone();
+    let mut steps = vec![Step {
+        name: "teacher",
+        manifest: teacher_manifest.clone(),
+        measured: first,
+    }];
+    let mut current = teacher_manifest.clone();
+    let mut measure = |name: &'static str, manifest: PathBuf| -> Result<PathBuf, RecipeError> {
+        say(format!("measuring {name}: {}", manifest.display()));
+        let measured = measure_text::measure(
+            &manifest,
+            &held_out,
+            &recipe.measure,
+            Some(&reference),
+            &rows(name),
+        )?;
+        steps.push(Step {
+            name,
+            manifest: manifest.clone(),
+            measured,
+        });
+        Ok(manifest)
+    };
+
+    if let Some(plan) = &recipe.prune {
+        say(format!("pruning: {plan}"));
+        let name = format!("{}-pruned", recipe.name);
+        let manifest = prune_bert::prune_package(&current, plan, &out.join("1-prune"), &name)?;
+        current = measure("prune", manifest)?;
+    }
+    if recipe.vocabulary {
+        let texts = training_texts(recipe, cache)?;
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let name = format!("{}-vocabulary", recipe.name);
+        let kept =
+            prune_vocab::prune_vocabulary(&current, &texts, &out.join("2-vocabulary"), &name)?;
+        say(format!(
+            "vocabulary: kept {} of {} tokens",
+            kept.after, kept.before
+        ));
+        current = measure("vocabulary", kept.manifest)?;
+    }
+    if let Some(d) = &recipe.distill {
+        let dir = out.join("3-distill");
+        let mut options = distill::Options::new(&teacher_manifest, &current, &labelled, &dir);
+        options.name = format!("{}-distilled", recipe.name);
+        options.work = out.join("work");
+        options.unlabelled = recipe.data.unlabelled.as_ref().map(|u| cache.join(u));
+        let limits = recipe.data.limits();
+        options.train_limit = limits.train;
+        options.unlabelled_limit = limits.unlabelled;
+        options.test_limit = limits.test;
+        options.epochs = d.epochs;
+        options.batch_size = d.batch_size;
+        options.learning_rate = d.lr;
+        options.temperature = d.temperature;
+        options.alpha = d.alpha;
+        options.seed = recipe.seed;
+        options.progress = progress;
+        say(format!("distilling for {} epochs", d.epochs));
+        let report = distill::distill(&options)?;
+        let manifest = report
+            .manifest
+            .expect("distill stops early only when asked to");
+        current = measure("distill", manifest)?;
+    }
+    if let Some(q) = &recipe.quantize {
+        say(format!("quantizing ({})", q.mode));
+        let mut options =
+            quantize::Options::new(mode(&q.mode).map_err(|reason| RecipeError::Recipe {
+                path: PathBuf::from("[quantize]"),
+                reason,
+            })?);
+        options.keep_float = q.keep_float.clone();
+        let manifest = quantize_package(&current, &options, &out.join("4-quantize"), &recipe.name)?;
+        current = measure("quantize", manifest)?;
+    }
+
+    let (report, plot) = (out.join("report.md"), out.join("report.svg"));
+    crate::write_atomic(&report, markdown(recipe, &teacher, &steps).as_bytes())
+        .map_err(|e| write_error(&report, &e))?;
+    crate::report_plot::draw(&steps, &plot).map_err(|e| write_error(&plot, &e))?;
+    record_metrics(&current, &steps[steps.len() - 1].measured)?;
+    Ok(Outcome {
+        steps,
+        report,
+        plot,
+    })
+}
+
+/// The texts distillation trains on: Rotten Tomatoes' training split and the unlabelled texts.
+fn training_texts(recipe: &Recipe, cache: &Path) -> Result<Vec<String>, RecipeError> {
+    let corpus = crate::text_data::corpus(
+        &cache.join(&recipe.data.labelled),
+        recipe
+            .data
+            .unlabelled
+            .as_ref()
+            .map(|u| cache.join(u))
+            .as_deref(),
+        recipe.seed,
+        recipe.data.limits(),
+    )
+    .map_err(PackageError::from)?;
+    Ok(corpus
+        .train
+        .into_iter()
+        .map(|e| e.text)
+        .chain(corpus.unlabelled)
+        .collect())
+}
+
+/// Writes a copy of the `text-classify` package at `manifest` into `out` with its graph
+/// quantized; returns the new manifest.
+pub fn quantize_package(
+    manifest: &Path,
+    options: &quantize::Options,
+    out: &Path,
+    name: &str,
+) -> Result<PathBuf, RecipeError> {
+    let package = TextPackage::open(manifest)?;
+    let graph = crate::graph::Graph::load(&package.model).map_err(PackageError::from)?;
+    let quantized = quantize::quantize(&graph.proto, options)?;
+    let provenance = package.derived_provenance(format!(
+        "quantize: {} int8, {} weights",
+        options.mode.name(),
+        quantized.weights.len()
+    ));
+    Ok(package.write_derived(
+        out,
+        name,
+        format!("int8 ({}) of {}", options.mode.name(), manifest.display()),
+        &quantized.model,
+        provenance,
+    )?)
+}
+
+/// Stores the final measurement in the student's manifest.
+fn record_metrics(manifest: &Path, m: &Measurement) -> Result<(), RecipeError> {
+    let bad = |e: &dyn std::fmt::Display| RecipeError::Write {
+        path: manifest.to_owned(),
+        reason: e.to_string(),
+    };
+    let text = std::fs::read_to_string(manifest).map_err(|e| bad(&e))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(&e))?;
+    let provenance = table
+        .entry("provenance")
+        .or_insert_with(|| toml::Value::Table(Default::default()));
+    let metrics = provenance
+        .as_table_mut()
+        .ok_or_else(|| bad(&"[provenance] is not a table"))?
+        .entry("metrics")
+        .or_insert_with(|| toml::Value::Table(Default::default()))
+        .as_table_mut()
+        .ok_or_else(|| bad(&"[provenance.metrics] is not a table"))?;
+    for (key, value) in m.metrics() {
+        metrics.insert(key.into(), toml::Value::Float(value));
+    }
+    let text = toml::to_string(&table).map_err(|e| bad(&e))?;
+    crate::write_atomic(manifest, text.as_bytes()).map_err(|e| bad(&e))
+}
+
+fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step]) -> String {
+    let m = &recipe.measure;
+    let mut out = format!(
+        "# {}\n\nTeacher `{}` (sha256 {}…). Latency at batch 1 × {} tokens: tract on one \
+         thread, onnxruntime on {} threads, median of {} runs. Accuracy and F1 (`fresh`) on the \
+         held-out Rotten Tomatoes split (seed {}, {} texts), agreement = same top class as the \
+         teacher.\n\n",
+        recipe.name,
+        recipe.teacher.display(),
+        &teacher.sha256[..16],
+        m.sequence,
+        m.ort_threads,
+        m.runs,
+        recipe.seed,
+        steps[0].measured.examples,
+    );
+    out.push_str(
+        "| step | bytes | parameters | MACs | tract ms | ORT ms | accuracy (tract) | accuracy \
+         (ORT) | F1 | agreement |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for s in steps {
+        let v = &s.measured;
+        let ort = v.ort.as_ref();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} | {} | {:.2} % | {} | {:.3} | {:.2} % |",
+            s.name,
+            v.bytes,
+            v.parameters,
+            v.macs
+                .map_or("–".into(), |n| format!("{:.1} M", n as f64 / 1e6)),
+            v.tract_ms,
+            ort.map_or("–".into(), |o| format!("{:.2}", o.latency_ms)),
+            v.accuracy * 100.0,
+            ort.map_or("–".into(), |o| format!("{:.2} %", o.accuracy * 100.0)),
+            v.f1,
+            v.agreement * 100.0,
+        );
+    }
+    if let Some(reason) = steps.iter().find_map(|s| s.measured.ort_missing.clone()) {
+        let _ = writeln!(out, "\nonnxruntime columns are empty: {reason}.");
+    }
+    let (t, s) = (&steps[0].measured, &steps[steps.len() - 1].measured);
+    out.push_str("\n## Targets\n\n");
+    let teacher_ort = t.ort.as_ref().map(|o| o.latency_ms);
+    let speed = teacher_ort.map(|ms| ms / s.tract_ms);
+    let drop = (t.accuracy - s.accuracy) * 100.0;
+    let smaller = t.bytes as f64 / s.bytes as f64;
+    let verdict = |ok: bool| if ok { "met" } else { "missed" };
+    let _ = writeln!(
+        out,
+        "- speed: teacher ORT {} ms / student tract {:.2} ms = {} (target ≥ 3×): {}",
+        teacher_ort.map_or("–".into(), |ms| format!("{ms:.2}")),
+        s.tract_ms,
+        speed.map_or("–".into(), |x| format!("{x:.2}×")),
+        speed.map_or("not measured", |x| verdict(x >= 3.0)),
+    );
+    let _ = writeln!(
+        out,
+        "- accuracy: {:.2} % → {:.2} %, a drop of {drop:.2} points (target ≤ 1.0): {}",
+        t.accuracy * 100.0,
+        s.accuracy * 100.0,
+        verdict(drop <= 1.0)
+    );
+    let _ = writeln!(
+        out,
+        "- size: {} → {} bytes, {smaller:.1}× smaller (target ≥ 10×): {}",
+        t.bytes,
+        s.bytes,
+        verdict(smaller >= 10.0)
+    );
+    out.push_str("\n![accuracy against latency and size](report.svg)\n");
+    out
+}

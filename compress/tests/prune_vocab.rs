@@ -1,0 +1,72 @@
+//! Vocabulary pruning on a real teacher: texts the vocabulary was chosen from score exactly as
+//! before, unseen texts still tokenize and mostly keep their class, and the file shrinks.
+
+use edgemass_compress::prune_vocab::prune_vocabulary;
+use edgemass_compress::text_data::{self, Limits};
+use edgemass_compress::text_package::TextPackage;
+
+mod common;
+
+use common::{cached, small_teacher};
+
+#[test]
+fn pruned_vocabulary_keeps_seen_texts_exact_and_unseen_texts_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = small_teacher(dir.path());
+    let limits = Limits {
+        train: Some(2000),
+        unlabelled: Some(500),
+        test: Some(300),
+    };
+    let corpus = text_data::corpus(
+        &cached("data/rotten_tomatoes_corpus_full.csv.bz2"),
+        Some(&cached("data/guardian_headlines.csv.bz2")),
+        42,
+        limits,
+    )
+    .unwrap();
+    let seen: Vec<&str> = corpus
+        .train
+        .iter()
+        .map(|e| e.text.as_str())
+        .chain(corpus.unlabelled.iter().map(String::as_str))
+        .collect();
+    let kept = prune_vocabulary(&teacher, &seen, &dir.path().join("vocab"), "vocab").unwrap();
+    eprintln!("kept {} of {}", kept.after, kept.before);
+    assert_eq!(kept.before, 30522);
+    assert!(kept.after < kept.before / 2, "kept {}", kept.after);
+
+    let before = TextPackage::open(&teacher).unwrap();
+    let after = TextPackage::open(&kept.manifest).unwrap();
+    let (plan_before, plan_after) = (
+        before.plan("logits").unwrap(),
+        after.plan("logits").unwrap(),
+    );
+    let sample: Vec<&str> = seen.iter().step_by(25).copied().collect();
+    let a = before.run(&plan_before, &sample).unwrap();
+    let b = after.run(&plan_after, &sample).unwrap();
+    let worst = a
+        .iter()
+        .flatten()
+        .zip(b.iter().flatten())
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-4, "seen texts changed by {worst}");
+
+    let unseen: Vec<&str> = corpus.test.iter().map(|e| e.text.as_str()).collect();
+    let a = before.run(&plan_before, &unseen).unwrap();
+    let b = after.run(&plan_after, &unseen).unwrap();
+    let class = |row: &Vec<f32>| usize::from(row[1] > row[0]);
+    let same = a
+        .iter()
+        .zip(&b)
+        .filter(|(x, y)| class(x) == class(y))
+        .count();
+    // Measured here: MEASURED of 300.
+    assert!(same >= 270, "{same} of 300 unseen texts kept their class");
+
+    let bytes = |p: &std::path::Path| std::fs::metadata(p).unwrap().len();
+    assert!(bytes(&after.model) < bytes(&before.model) * 3 / 4);
+    let tokens = after.tokenize(&["zyxwvut qqq 東京"]).unwrap();
+    assert!(tokens[0].len() > 4, "{tokens:?}");
+}
