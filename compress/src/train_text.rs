@@ -82,6 +82,8 @@ pub struct Options {
     pub train_limit: Option<usize>,
     /// Use only the first N held-out examples.
     pub test_limit: Option<usize>,
+    /// Dropout probability while fine-tuning (0 makes a run repeatable).
+    pub dropout: f32,
     /// Draw a progress bar.
     pub progress: bool,
 }
@@ -105,6 +107,7 @@ impl Options {
             max_length: 128,
             train_limit: None,
             test_limit: None,
+            dropout: crate::bert::net::DROPOUT,
             progress: false,
         }
     }
@@ -161,7 +164,8 @@ pub fn train(options: &Options) -> Result<Report, TrainError> {
     let mut head = Linear::zeros(SENTIMENT_LABELS.len(), encoder.config.hidden_size);
     let pooling = Pooling::Mean;
 
-    let net = Net::new(&encoder, &head, pooling, &device)?;
+    let mut net = Net::new(&encoder, &head, pooling, &device)?;
+    net.set_dropout(options.dropout);
     let bar = crate::progress_bar(options.progress, 0, "embedding");
     let train_vectors = embed_all(&net, &train_tokens, &device, &bar)?;
     let test_vectors = embed_all(&net, &test_tokens, &device, &bar)?;

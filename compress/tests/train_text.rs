@@ -61,6 +61,9 @@ fn fine_tuning_lowers_the_training_loss() {
     options.epochs = 3;
     options.batch_size = 16;
     options.learning_rate = 1e-4;
+    // Without dropout the run is repeatable; with it, 96 examples gave epoch losses that rose as
+    // often as they fell.
+    options.dropout = 0.0;
     let report = train_text::train(&options).unwrap();
     assert!(
         report.loss.1 < report.loss.0,

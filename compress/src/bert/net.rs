@@ -26,11 +26,12 @@ pub struct Net {
     schedule: Vec<usize>,
     pooling: Pooling,
     has_projection: bool,
+    dropout: f32,
     vars: HashMap<String, Var>,
 }
 
 /// Dropout probability while training (BERT's default).
-const DROPOUT: f32 = 0.1;
+pub const DROPOUT: f32 = 0.1;
 
 impl Net {
     /// Copies the weights into candle variables on `device`.
@@ -51,8 +52,14 @@ impl Net {
             schedule: encoder.schedule.clone(),
             pooling,
             has_projection: encoder.projection.is_some(),
+            dropout: DROPOUT,
             vars,
         })
+    }
+
+    /// Sets the dropout probability used while training (0 makes training deterministic).
+    pub fn set_dropout(&mut self, probability: f32) {
+        self.dropout = probability;
     }
 
     /// The variables an optimiser updates: the head only, or everything but the word-embedding
@@ -214,8 +221,8 @@ impl Net {
     }
 
     fn dropout(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        if train {
-            candle_nn::ops::dropout(x, DROPOUT)
+        if train && self.dropout > 0.0 {
+            candle_nn::ops::dropout(x, self.dropout)
         } else {
             Ok(x.clone())
         }
