@@ -188,7 +188,8 @@ fn mode(name: &str) -> Result<quantize::Mode, String> {
 }
 
 /// Runs `recipe` with data and teacher from `cache`, writing packages and the report into `out`.
-/// Each step is announced on stderr unless `quiet`; `progress` draws progress bars.
+/// Each step is announced on stderr unless `quiet`; `progress` draws progress bars. A recipe
+/// without steps only measures the teacher and leaves its manifest untouched.
 pub fn run(
     recipe: &Recipe,
     cache: &Path,
@@ -304,7 +305,9 @@ pub fn run(
     crate::write_atomic(&report, markdown(recipe, &teacher, &steps).as_bytes())
         .map_err(|e| write_error(&report, &e))?;
     crate::report_plot::draw(&steps, &plot).map_err(|e| write_error(&plot, &e))?;
-    record_metrics(&current, &steps[steps.len() - 1].measured)?;
+    if steps.len() > 1 {
+        record_metrics(&current, &steps[steps.len() - 1].measured)?;
+    }
     Ok(Outcome {
         steps,
         report,

@@ -117,6 +117,32 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
     ] {
         assert!(manifest.contains(key), "{key} missing from\n{manifest}");
     }
+
+    // A recipe without steps only measures, and leaves the measured manifest alone.
+    let student = &outcome.steps[4].manifest;
+    let measure_only = dir.path().join("measure.toml");
+    let text = format!(
+        r#"
+name = "measure"
+teacher = "{}"
+
+[data]
+labelled = "data/rotten_tomatoes_corpus_full.csv.bz2"
+test_limit = 60
+
+[measure]
+runs = 1
+onnxruntime = false
+"#,
+        student.display()
+    );
+    std::fs::write(&measure_only, text).unwrap();
+    let before = std::fs::read(student).unwrap();
+    let recipe = Recipe::load(&measure_only).unwrap();
+    let alone = recipe::run(&recipe, &cache, &dir.path().join("measure"), true, false).unwrap();
+    assert_eq!(alone.steps.len(), 1);
+    assert_eq!(alone.steps[0].measured.accuracy, m[4].accuracy);
+    assert_eq!(std::fs::read(student).unwrap(), before);
 }
 
 #[test]
