@@ -40,19 +40,31 @@ pub fn evaluate(
     let plan = package.plan("scores")?;
     let (_, mut test) = text_data::split(&text_data::rotten_tomatoes(data)?, 0.2, seed);
     test.truncate(limit.unwrap_or(usize::MAX));
-    let mut counts = [[0usize; 2]; 2];
+    let mut predictions = Vec::with_capacity(test.len());
     for chunk in test.chunks(32) {
         let texts: Vec<&str> = chunk.iter().map(|e| e.text.as_str()).collect();
-        for (row, example) in package.run(&plan, &texts)?.iter().zip(chunk) {
-            let predicted = usize::from(row[1] > row[0]);
-            counts[example.label][predicted] += 1;
+        for row in package.run(&plan, &texts)? {
+            predictions.push(usize::from(row[1] > row[0]));
         }
     }
-    let right = counts[0][0] + counts[1][1];
-    let (tp, fp, fneg) = (counts[1][1], counts[0][1], counts[1][0]);
+    let labels: Vec<usize> = test.iter().map(|e| e.label).collect();
+    let (accuracy, f1) = accuracy_f1(&predictions, &labels);
     Ok(Evaluation {
         examples: test.len(),
-        accuracy: right as f64 / test.len().max(1) as f64,
-        f1: 2.0 * tp as f64 / (2 * tp + fp + fneg).max(1) as f64,
+        accuracy,
+        f1,
     })
+}
+
+/// Accuracy and F1 of the second class (`fresh`) of binary predictions against labels.
+pub fn accuracy_f1(predictions: &[usize], labels: &[usize]) -> (f64, f64) {
+    let mut counts = [[0usize; 2]; 2];
+    for (&p, &l) in predictions.iter().zip(labels) {
+        counts[l][p] += 1;
+    }
+    let (tp, fp, fneg) = (counts[1][1], counts[0][1], counts[1][0]);
+    (
+        (counts[0][0] + tp) as f64 / predictions.len().max(1) as f64,
+        2.0 * tp as f64 / (2 * tp + fp + fneg).max(1) as f64,
+    )
 }

@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::str::FromStr;
 
 use serde_json::{Value, json};
@@ -277,11 +276,10 @@ pub fn inspect(graph: &Graph, given: &[InputShape]) -> Result<Report, InspectErr
 }
 
 /// MACs of a text model at batch 1 × `sequence` tokens: every symbolic dim that is not a batch
-/// dim is taken as the sequence length. `None` when the file cannot be read or tract cannot count.
-pub fn text_macs(model: &Path, sequence: usize) -> Option<u64> {
-    let graph = Graph::load(model).ok()?;
-    let inputs = fixed_inputs(&summarize(&graph).inputs, &[], Some(sequence)).ok()?;
-    count(&graph, inputs).ok().map(|m| m.total)
+/// dim is taken as the sequence length. `None` when tract cannot count.
+pub fn text_macs(graph: &Graph, sequence: usize) -> Option<u64> {
+    let inputs = fixed_inputs(&summarize(graph).inputs, &[], Some(sequence)).ok()?;
+    count(graph, inputs).ok().map(|m| m.total)
 }
 
 /// Checks the given shapes against the model's declared inputs.

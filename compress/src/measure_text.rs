@@ -190,12 +190,8 @@ pub fn measure(
             predictions.push(usize::from(row[1] > row[0]));
         }
     }
-    let mut counts = [[0usize; 2]; 2];
-    for (&p, &l) in predictions.iter().zip(&held_out.labels) {
-        counts[l][p] += 1;
-    }
+    let (accuracy, f1) = crate::eval_text::accuracy_f1(&predictions, &held_out.labels);
     let n = predictions.len().max(1) as f64;
-    let (tp, fp, fneg) = (counts[1][1], counts[0][1], counts[1][0]);
     let agreement = teacher.map_or(1.0, |t| {
         t.iter().zip(&predictions).filter(|(a, b)| a == b).count() as f64 / n
     });
@@ -210,12 +206,12 @@ pub fn measure(
     Ok(Measurement {
         bytes: graph.bytes,
         parameters: summary.parameters,
-        macs: crate::inspect::text_macs(&package.model, settings.sequence),
+        macs: crate::inspect::text_macs(&graph, settings.sequence),
         tract_ms: times[times.len() / 2],
         ort,
         ort_missing,
-        accuracy: (counts[0][0] + counts[1][1]) as f64 / n,
-        f1: 2.0 * tp as f64 / (2 * tp + fp + fneg).max(1) as f64,
+        accuracy,
+        f1,
         agreement,
         examples: predictions.len(),
         predictions,

@@ -168,7 +168,7 @@ fn minilm_l6_at_64_tokens_counts_its_matmuls_in_text_and_json() {
     assert_eq!(nodes[0]["macs"].as_u64(), Some(64 * 384 * 1536));
     assert!(report["macs_error"].is_null());
     assert_eq!(
-        edgemass_compress::inspect::text_macs(&onnx, 64),
+        edgemass_compress::inspect::text_macs(&Graph::load(&onnx).unwrap(), 64),
         Some(total)
     );
 
