@@ -68,6 +68,15 @@ impl Graph {
     }
 }
 
+/// The graph's inputs that are not initializers: what a caller must feed.
+pub fn data_inputs(graph: &pb::GraphProto) -> Vec<&pb::ValueInfoProto> {
+    graph
+        .input
+        .iter()
+        .filter(|i| !graph.initializer.iter().any(|t| t.name == i.name))
+        .collect()
+}
+
 /// Declared dimensions of a value: numbers where fixed, names where symbolic, `?` where unknown.
 pub fn dims(value: &pb::ValueInfoProto) -> Vec<String> {
     use pb::tensor_shape_proto::dimension::Value;
@@ -88,4 +97,99 @@ pub fn dims(value: &pb::ValueInfoProto) -> Vec<String> {
             _ => "?".into(),
         })
         .collect()
+}
+
+/// Moves the tensor of every `Constant` node that carries one (its `value` attribute) into the
+/// graph's initializers under the node's output name, and drops those nodes; returns how many
+/// moved. Exporters such as paddle2onnx keep all weights in Constant nodes, and passes that read
+/// or rewrite weights look only at initializers.
+pub fn constants_to_initializers(model: &mut ModelProto) -> usize {
+    let Some(graph) = model.graph.as_mut() else {
+        return 0;
+    };
+    let mut moved = 0;
+    let mut kept = Vec::with_capacity(graph.node.len());
+    for node in std::mem::take(&mut graph.node) {
+        let value = (node.op_type == "Constant" && node.output.len() == 1)
+            .then(|| node.attribute.iter().find(|a| a.name == "value"))
+            .flatten()
+            .and_then(|a| a.t.clone());
+        match value {
+            Some(mut tensor) => {
+                tensor.name = node.output[0].clone();
+                graph.initializer.push(tensor);
+                moved += 1;
+            }
+            None => kept.push(node),
+        }
+    }
+    graph.node = kept;
+    moved
+}
+
+/// The values of an f32 tensor stored in the file (raw or `float_data`); `None` for other types,
+/// external data, or a value count that does not match the dims.
+pub fn f32_data(tensor: &pb::TensorProto) -> Option<Vec<f32>> {
+    if tensor.data_type != pb::tensor_proto::DataType::Float as i32
+        || tensor.data_location == Some(pb::tensor_proto::DataLocation::External as i32)
+    {
+        return None;
+    }
+    let values: Vec<f32> = if tensor.raw_data.is_empty() {
+        tensor.float_data.clone()
+    } else if tensor.raw_data.len().is_multiple_of(4) {
+        tensor
+            .raw_data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    } else {
+        return None;
+    };
+    let elements: i64 = tensor.dims.iter().product();
+    (values.len() as i64 == elements).then_some(values)
+}
+
+/// The values of an int64 tensor stored in the file (raw or `int64_data`), as for [`f32_data`].
+pub fn i64_data(tensor: &pb::TensorProto) -> Option<Vec<i64>> {
+    if tensor.data_type != pb::tensor_proto::DataType::Int64 as i32
+        || tensor.data_location == Some(pb::tensor_proto::DataLocation::External as i32)
+    {
+        return None;
+    }
+    let values: Vec<i64> = if tensor.raw_data.is_empty() {
+        tensor.int64_data.clone()
+    } else if tensor.raw_data.len().is_multiple_of(8) {
+        tensor
+            .raw_data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().expect("chunks of 8")))
+            .collect()
+    } else {
+        return None;
+    };
+    let elements: i64 = tensor.dims.iter().product();
+    (values.len() as i64 == elements).then_some(values)
+}
+
+/// An f32 tensor named `name` of shape `dims` holding `values`, stored raw.
+pub fn f32_tensor(name: &str, dims: &[usize], values: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: pb::tensor_proto::DataType::Float as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// An int64 tensor named `name` of shape `dims` holding `values`, stored raw.
+pub fn i64_tensor(name: &str, dims: &[usize], values: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type: pb::tensor_proto::DataType::Int64 as i32,
+        raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
 }

@@ -275,6 +275,16 @@ pub fn inspect(graph: &Graph, given: &[InputShape]) -> Result<Report, InspectErr
     Ok(Report { summary, macs })
 }
 
+/// Every input's fixed shape: as `given`, else its declared dims with symbolic batch dims at 1.
+pub(crate) fn fixed_shapes(
+    graph: &Graph,
+    given: &[InputShape],
+) -> Result<Vec<(String, Vec<usize>)>, InspectError> {
+    let declared = summarize(graph).inputs;
+    check_given(&declared, given)?;
+    fixed_inputs(&declared, given, None)
+}
+
 /// MACs of a text model at batch 1 × `sequence` tokens: every symbolic dim that is not a batch
 /// dim is taken as the sequence length. `None` when tract cannot count.
 pub fn text_macs(graph: &Graph, sequence: usize) -> Option<u64> {
@@ -391,7 +401,7 @@ fn hint(dims: &[String]) -> String {
 }
 
 /// The name tract gives an ONNX node: its own, else its first output's.
-fn tract_name(node: &pb::NodeProto) -> Option<&str> {
+pub(crate) fn tract_name(node: &pb::NodeProto) -> Option<&str> {
     if !node.name.is_empty() {
         return Some(&node.name);
     }
@@ -404,6 +414,17 @@ fn tract_name(node: &pb::NodeProto) -> Option<&str> {
 /// The name `inspect` shows for the ONNX node at `index`.
 pub fn node_name(node: &pb::NodeProto, index: usize) -> String {
     tract_name(node).map_or_else(|| format!("{}#{index}", node.op_type), str::to_owned)
+}
+
+/// Each ONNX node's index by the name tract gives it.
+pub(crate) fn onnx_index(graph: &Graph) -> HashMap<&str, usize> {
+    graph
+        .graph()
+        .node
+        .iter()
+        .enumerate()
+        .filter_map(|(i, n)| Some((tract_name(n)?, i)))
+        .collect()
 }
 
 /// Counts MACs with tract at the given input shapes.
@@ -461,11 +482,7 @@ fn count(graph: &Graph, inputs: Vec<(String, Vec<usize>)>) -> Result<Macs, Inspe
     let typed = model.into_typed().map_err(tract("type the graph"))?;
 
     let onnx_nodes = &graph.graph().node;
-    let index: HashMap<&str, usize> = onnx_nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(i, n)| Some((tract_name(n)?, i)))
-        .collect();
+    let index = onnx_index(graph);
     let mut nodes: Vec<NodeMacs> = onnx_nodes
         .iter()
         .enumerate()
@@ -507,7 +524,7 @@ fn count(graph: &Graph, inputs: Vec<(String, Vec<usize>)>) -> Result<Macs, Inspe
 /// The model with `ConstantOfShape` nodes that lack a `value` given an explicit f32 zero: tract
 /// types them f64 while ONNX says f32, and the BlazeFace files fail to type (the runtime's
 /// `model::quirks` makes the same fix).
-fn fix_quirks(proto: &pb::ModelProto) -> Cow<'_, pb::ModelProto> {
+pub(crate) fn fix_quirks(proto: &pb::ModelProto) -> Cow<'_, pb::ModelProto> {
     let needs_value = |n: &pb::NodeProto| {
         n.op_type == "ConstantOfShape" && !n.attribute.iter().any(|a| a.name == "value")
     };
@@ -535,7 +552,7 @@ fn fix_quirks(proto: &pb::ModelProto) -> Cow<'_, pb::ModelProto> {
 
 /// The ONNX node a typed node comes from: tract names the nodes it wires for `name` `name` or
 /// `name.suffix`, so the longest ONNX name that is the typed name or a `.`-prefix of it.
-fn onnx_node(index: &HashMap<&str, usize>, typed: &str) -> Option<usize> {
+pub(crate) fn onnx_node(index: &HashMap<&str, usize>, typed: &str) -> Option<usize> {
     let mut name = typed;
     loop {
         if let Some(&i) = index.get(name) {

@@ -2,18 +2,25 @@
 //! prunes, distills and quantizes them into students for edgemass.
 
 pub mod bert;
+pub mod detect_package;
 pub mod distill;
 pub mod dot;
+pub mod downscale;
+pub mod eval_detect;
 pub mod eval_text;
 pub mod graph;
 pub mod inspect;
 pub mod measure_text;
 pub mod onnx_build;
+pub mod onnx_candle;
 pub mod package;
+pub mod profile;
 pub mod prune_bert;
+pub mod prune_conv;
 pub mod prune_vocab;
 pub mod quantize;
 pub mod recipe;
+pub mod render_text;
 pub mod report_plot;
 pub mod text_data;
 pub mod text_package;

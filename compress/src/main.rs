@@ -43,7 +43,16 @@ enum Command {
         /// graphviz's `dot` on PATH).
         #[arg(long, value_name = "FILE")]
         dot: Option<PathBuf>,
+        /// Also time every node in tract over RUNS runs (one thread) and show where the time goes.
+        #[arg(long, value_name = "RUNS", conflicts_with = "json")]
+        profile: Option<usize>,
     },
+    /// Draw lines of real words with real fonts onto photos: text detection images whose true
+    /// boxes are known exactly (JPEGs and labels.jsonl).
+    RenderText(RenderText),
+    /// Score a detection package on a rendered-text set (mAP@0.5 against the true boxes) and,
+    /// with --teacher, against the teacher's boxes on the same images.
+    EvalDetect(EvalDetect),
     /// Train a Rotten Tomatoes sentiment classifier on a BERT-family checkpoint and write a
     /// text-classify package.
     TrainText(TrainText),
@@ -67,6 +76,25 @@ enum Command {
     Import(Import),
     /// Remove layers, attention heads and feed-forward neurons from a text-classify package.
     Prune(Prune),
+    /// Remove convolution channels (with everything tied to them) from a detection package or an
+    /// ONNX file.
+    PruneConv(PruneConv),
+    /// Run a fully convolutional detector (DBNet) at 1/FACTOR of its input resolution inside:
+    /// pooling folded into the first convolution, upsampling into the last transposed one.
+    Downscale {
+        /// A detection package manifest or an ONNX file.
+        #[arg(long)]
+        model: PathBuf,
+        /// Package directory to write (for a manifest), or the ONNX file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Package (model) name.
+        #[arg(long, default_value = "downscaled")]
+        name: String,
+        /// Resolution divisor inside the network.
+        #[arg(long, default_value_t = 2)]
+        factor: usize,
+    },
     /// Train a student package to imitate a teacher package (knowledge distillation, candle).
     Distill(Distill),
     /// Store weights as int8 (optionally with integer MatMuls), check the outputs against the
@@ -112,6 +140,193 @@ struct Prune {
     /// Importance measure.
     #[arg(long, value_enum, default_value_t = Criterion::L2)]
     criterion: Criterion,
+}
+
+#[derive(clap::Args)]
+struct RenderText {
+    /// Background photos: files or directories of .jpg/.png files.
+    #[arg(long, required = true, num_args = 1..)]
+    photos: Vec<PathBuf>,
+    /// guardian_headlines.csv.bz2: where the words come from.
+    #[arg(long)]
+    words: PathBuf,
+    /// TrueType fonts: files or directories of .ttf files (default: the six fonts of Debian's
+    /// fonts-dejavu-core).
+    #[arg(long, num_args = 1.., default_values = DEJAVU_CORE)]
+    fonts: Vec<PathBuf>,
+    /// Directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Images to render.
+    #[arg(long, default_value_t = 100)]
+    count: usize,
+    /// Image size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "960x960", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Lines of text per image, MIN..MAX.
+    #[arg(long, default_value = "2..6", value_parser = parse_range::<usize>)]
+    lines: (usize, usize),
+    /// Font pixel size, MIN..MAX.
+    #[arg(long, default_value = "20..64", value_parser = parse_range::<f32>)]
+    text_px: (f32, f32),
+    /// Seed of every random choice.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(clap::Args)]
+struct EvalDetect {
+    /// The package manifest to score.
+    #[arg(long)]
+    model: PathBuf,
+    /// A directory written by render-text.
+    #[arg(long)]
+    data: PathBuf,
+    /// The teacher's manifest: also report agreement with its boxes.
+    #[arg(long)]
+    teacher: Option<PathBuf>,
+    /// Score only the first N images.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+/// The fonts of Debian's `fonts-dejavu-core`.
+const DEJAVU_CORE: [&str; 6] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf",
+];
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    s.split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))
+}
+
+fn parse_range<T: std::str::FromStr>(s: &str) -> Result<(T, T), String> {
+    s.split_once("..")
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .ok_or_else(|| format!("`{s}` is not MIN..MAX"))
+}
+
+/// Files under `paths` (directories are listed, in name order) whose extension is in `exts`.
+fn files(paths: &[PathBuf], exts: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut listed: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", p.display()))?
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|f| {
+                    f.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
+                })
+                .collect();
+            listed.sort();
+            out.extend(listed);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn render_text(args: &RenderText) -> anyhow::Result<String> {
+    use edgemass_compress::render_text::{self, Options};
+    let headlines = edgemass_compress::text_data::guardian_headlines(&args.words)?;
+    let options = Options {
+        photos: files(&args.photos, &["jpg", "jpeg", "png"])?,
+        fonts: files(&args.fonts, &["ttf", "otf"])?,
+        words: render_text::words(&headlines),
+        out: args.out.clone(),
+        count: args.count,
+        width: args.size.0,
+        height: args.size.1,
+        lines: args.lines,
+        text_px: args.text_px,
+        seed: args.seed,
+        progress: std::io::stderr().is_terminal(),
+    };
+    let r = render_text::render(&options)?;
+    Ok(format!(
+        "rendered {} images with {} lines of text from {} photos and {} fonts\nwrote {}",
+        r.images,
+        r.boxes,
+        options.photos.len(),
+        options.fonts.len(),
+        r.labels.display()
+    ))
+}
+
+fn eval_detect(args: &EvalDetect) -> anyhow::Result<String> {
+    use edgemass_compress::eval_detect as ev;
+    let mut set = edgemass_compress::render_text::read_labels(&args.data)?;
+    set.truncate(args.limit.unwrap_or(set.len()));
+    let images: Vec<PathBuf> = set.iter().map(|l| args.data.join(&l.image)).collect();
+    let truth = ev::truth_of(&set);
+    let progress = std::io::stderr().is_terminal();
+    let run = ev::detect_all(&args.model, &images, progress)?;
+    let map = ev::mean_average_precision(&run.detections, &truth, ev::IOU).unwrap_or(0.0);
+    let (p, r) = ev::precision_recall(&run.detections, &truth, run.score_threshold, ev::IOU);
+    let mut text = format!(
+        "{}: mAP@0.5 {map:.4} on {} images ({} true boxes); at score {:.2}: precision {p:.3}, recall {r:.3}; tract {:.1} ms per image",
+        args.model.display(),
+        images.len(),
+        truth.iter().map(Vec::len).sum::<usize>(),
+        run.score_threshold,
+        run.inference.as_secs_f64() * 1e3
+    );
+    if let Some(teacher) = &args.teacher {
+        let reference = ev::detect_all(teacher, &images, progress)?;
+        let theirs = ev::as_truth(&reference.detections, reference.score_threshold);
+        let agreement =
+            ev::mean_average_precision(&run.detections, &theirs, ev::IOU).unwrap_or(0.0);
+        let teacher_map =
+            ev::mean_average_precision(&reference.detections, &truth, ev::IOU).unwrap_or(0.0);
+        text.push_str(&format!(
+            "\nteacher {}: mAP@0.5 {teacher_map:.4}; student mAP@0.5 against the teacher's boxes {agreement:.4} ({:.1} % of the teacher's own mAP against the true boxes)",
+            teacher.display(),
+            100.0 * map / teacher_map.max(1e-9)
+        ));
+    }
+    Ok(text)
+}
+
+#[derive(clap::Args)]
+struct PruneConv {
+    /// A detection package manifest (NAME.model.toml) or an ONNX file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Package directory to write (for a manifest), or the ONNX file to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Package (model) name.
+    #[arg(long, default_value = "pruned")]
+    name: String,
+    /// Fraction of every group's channels to keep, in (0, 1].
+    #[arg(long)]
+    keep: f64,
+    /// Rank channels across all groups instead of group by group.
+    #[arg(long)]
+    global: bool,
+    /// A different fraction for the groups a convolution makes, NODE=FRACTION (NODE: part of
+    /// its name; repeatable; the first match wins).
+    #[arg(long = "layer", value_name = "NODE=FRACTION")]
+    layers: Vec<String>,
+    /// Kept channel counts are rounded up to a multiple of this.
+    #[arg(long, default_value_t = edgemass_compress::prune_conv::DEFAULT_MULTIPLE)]
+    multiple: usize,
+    /// Importance measure.
+    #[arg(long, value_enum, default_value_t = Criterion::L2)]
+    criterion: Criterion,
+    /// Input shape for the analysis, e.g. x=1,3,960,960 (default: a package's input size, or
+    /// the file's fixed dims).
+    #[arg(long = "input", value_name = "NAME=D1,D2,...")]
+    inputs: Vec<InputShape>,
 }
 
 #[derive(clap::Args)]
@@ -256,7 +471,14 @@ fn main() -> ExitCode {
             inputs,
             top,
             dot,
-        } => inspect_model(&model, &inputs, top, dot.as_deref(), json),
+            profile,
+        } => inspect_model(&model, &inputs, top, dot.as_deref(), json).and_then(|text| {
+            let Some(runs) = profile else {
+                return Ok(text);
+            };
+            let p = edgemass_compress::profile::profile(&Graph::load(&model)?, &inputs, runs)?;
+            Ok(format!("{text}{}", p.to_text(top)))
+        }),
         Command::EvalText {
             model,
             data,
@@ -275,6 +497,15 @@ fn main() -> ExitCode {
         Command::TrainText(args) => train_text(&args).map_err(anyhow::Error::from),
         Command::Import(Import::Bert(args)) => import_bert(&args).map_err(anyhow::Error::from),
         Command::Prune(args) => prune(&args).map_err(anyhow::Error::from),
+        Command::PruneConv(args) => prune_conv(&args),
+        Command::Downscale {
+            model,
+            out,
+            name,
+            factor,
+        } => downscale(&model, &out, &name, factor),
+        Command::RenderText(args) => render_text(&args),
+        Command::EvalDetect(args) => eval_detect(&args),
         Command::Distill(args) => distill(&args).map_err(anyhow::Error::from),
         Command::Run { recipe, out, cache } => {
             run_recipe(&recipe, out, cache).map_err(anyhow::Error::from)
@@ -409,6 +640,74 @@ fn prune(args: &Prune) -> Result<String, prune_bert::PruneError> {
     };
     let manifest = prune_bert::prune_package(&args.model, &plan, &args.out, &args.name)?;
     Ok(format!("pruned {plan}\nwrote {}", manifest.display()))
+}
+
+/// Writes `model` to `path` whole or not at all.
+fn write_onnx(path: &Path, model: &tract_onnx::pb::ModelProto) -> anyhow::Result<()> {
+    edgemass_compress::write_atomic(path, &prost::Message::encode_to_vec(model))
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))
+}
+
+fn downscale(model: &Path, out: &Path, name: &str, factor: usize) -> anyhow::Result<String> {
+    use edgemass_compress::downscale;
+    if model.extension().is_some_and(|e| e == "onnx") {
+        write_onnx(
+            out,
+            &downscale::downscale(&Graph::load(model)?.proto, factor)?,
+        )?;
+        return Ok(format!("wrote {}", out.display()));
+    }
+    let manifest = downscale::downscale_package(model, factor, out, name)?;
+    Ok(format!("wrote {}", manifest.display()))
+}
+
+fn prune_conv(args: &PruneConv) -> anyhow::Result<String> {
+    use edgemass_compress::prune_conv::{LayerKeep, Plan};
+    let mut layers = Vec::with_capacity(args.layers.len());
+    for spec in &args.layers {
+        let (node, keep) = spec
+            .split_once('=')
+            .and_then(|(n, k)| Some((n, k.parse::<f64>().ok()?)))
+            .ok_or_else(|| anyhow::anyhow!("--layer `{spec}` is not NODE=FRACTION"))?;
+        layers.push(LayerKeep {
+            node: node.into(),
+            keep,
+        });
+    }
+    let plan = Plan {
+        keep: args.keep,
+        global: args.global,
+        criterion: args.criterion,
+        multiple: args.multiple,
+        min_channels: args.multiple,
+        layers,
+    };
+    let is_onnx = args.model.extension().is_some_and(|e| e == "onnx");
+    let (pruned, wrote) = if is_onnx {
+        let graph = Graph::load(&args.model)?;
+        let pruned = edgemass_compress::prune_conv::prune(&graph.proto, &args.inputs, &plan)?;
+        write_onnx(&args.out, &pruned.model)?;
+        (pruned, args.out.clone())
+    } else {
+        edgemass_compress::prune_conv::prune_package(
+            &args.model,
+            &args.inputs,
+            &plan,
+            &args.out,
+            &args.name,
+        )?
+    };
+    let (before, after) = pruned.channels();
+    let (macs_before, macs_after) = pruned.macs;
+    Ok(format!(
+        "pruned {plan}: {} groups, channels {before} -> {after}, MACs {} -> {} ({:.1}x fewer), {} groups fixed\nwrote {}",
+        pruned.groups.len(),
+        edgemass_compress::inspect::short(macs_before),
+        edgemass_compress::inspect::short(macs_after),
+        macs_before as f64 / macs_after.max(1) as f64,
+        pruned.fixed.len(),
+        wrote.display()
+    ))
 }
 
 fn distill(args: &Distill) -> Result<String, distill::DistillError> {

@@ -158,7 +158,8 @@ fn value_info(name: &str, dtype: DataType, dims: &[Dim]) -> pb::ValueInfoProto {
     }
 }
 
-fn attribute(name: &str, value: &Attr) -> pb::AttributeProto {
+/// An attribute named `name` holding `value`.
+pub fn attribute(name: &str, value: &Attr) -> pb::AttributeProto {
     let mut attr = pb::AttributeProto {
         name: name.into(),
         ..Default::default()

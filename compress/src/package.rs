@@ -27,6 +27,21 @@ pub struct Provenance {
     pub metrics: BTreeMap<String, f64>,
 }
 
+impl Provenance {
+    /// The provenance of a model derived by `pass` from a package with this provenance whose
+    /// model hashes to `sha256`: same origin, that hash as the teacher unless one is named
+    /// already, the pass appended, no metrics (they belonged to the source).
+    pub fn derived(&self, sha256: &str, pass: String) -> Provenance {
+        let mut provenance = self.clone();
+        provenance
+            .teacher_sha256
+            .get_or_insert_with(|| sha256.to_owned());
+        provenance.passes.push(pass);
+        provenance.metrics.clear();
+        provenance
+    }
+}
+
 /// A `text-classify` package to write.
 pub struct TextClassifier<'a> {
     /// Model id and file stem.

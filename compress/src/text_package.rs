@@ -131,13 +131,7 @@ impl TextPackage {
     /// hash as the teacher unless it already names one, the pass appended, no metrics (they
     /// belonged to this package).
     pub fn derived_provenance(&self, pass: String) -> Provenance {
-        let mut provenance = self.provenance.clone();
-        provenance
-            .teacher_sha256
-            .get_or_insert_with(|| self.sha256.clone());
-        provenance.passes.push(pass);
-        provenance.metrics.clear();
-        provenance
+        self.provenance.derived(&self.sha256, pass)
     }
 
     /// Writes `model` as a package named `name` into `out` with this package's labels, tokenizer

@@ -140,11 +140,7 @@ pub fn sample_inputs(model: &ModelProto, specs: &[SampleSpec]) -> Result<Vec<Ten
     let Some(graph) = model.graph.as_ref() else {
         return Ok(Vec::new());
     };
-    let inputs: Vec<_> = graph
-        .input
-        .iter()
-        .filter(|i| !graph.initializer.iter().any(|t| t.name == i.name))
-        .collect();
+    let inputs = crate::graph::data_inputs(graph);
     for spec in specs {
         if !inputs.iter().any(|i| i.name == spec.name) {
             return Err(CheckError::UnknownInput {
