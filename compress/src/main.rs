@@ -9,6 +9,7 @@ use std::io::IsTerminal;
 use edgemass_compress::graph::Graph;
 use edgemass_compress::inspect::{self, InputShape};
 use edgemass_compress::prune_bert::{self, Criterion};
+use edgemass_compress::quantize::calibrate::Method;
 use edgemass_compress::{bert, distill, eval_text, quantize, recipe, train_text};
 
 #[derive(Parser)]
@@ -95,11 +96,18 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         factor: usize,
     },
+    /// Train a detection student (DBNet) to reproduce its teacher's probability maps on
+    /// rendered-text images (knowledge distillation, candle).
+    DistillDetect(DistillDetect),
     /// Train a student package to imitate a teacher package (knowledge distillation, candle).
     Distill(Distill),
     /// Store weights as int8 (optionally with integer MatMuls), check the outputs against the
     /// float model in tract, and write the quantized model.
     Quantize(QuantizeArgs),
+    /// Quantize a detection package to int8 with activation ranges calibrated on images: every
+    /// form is checked against the float model and timed in tract, the fastest correct one is
+    /// shipped, and the portable QDQ form is written beside it.
+    QuantizeDetect(QuantizeDetect),
     /// Run a recipe: prune, distill and quantize a teacher, measuring every step into report.md.
     Run {
         /// The recipe (examples in compress/recipes/).
@@ -152,7 +160,7 @@ struct RenderText {
     words: PathBuf,
     /// TrueType fonts: files or directories of .ttf files (default: the six fonts of Debian's
     /// fonts-dejavu-core).
-    #[arg(long, num_args = 1.., default_values = DEJAVU_CORE)]
+    #[arg(long, num_args = 1.., default_values = edgemass_compress::render_text::DEJAVU_CORE)]
     fonts: Vec<PathBuf>,
     /// Directory to write.
     #[arg(long)]
@@ -189,16 +197,6 @@ struct EvalDetect {
     #[arg(long)]
     limit: Option<usize>,
 }
-
-/// The fonts of Debian's `fonts-dejavu-core`.
-const DEJAVU_CORE: [&str; 6] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono-Bold.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf",
-    "/usr/share/fonts/truetype/dejavu/DejaVuSerif-Bold.ttf",
-];
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
     s.split_once('x')
@@ -327,6 +325,67 @@ struct PruneConv {
     /// the file's fixed dims).
     #[arg(long = "input", value_name = "NAME=D1,D2,...")]
     inputs: Vec<InputShape>,
+}
+
+#[derive(clap::Args)]
+struct DistillDetect {
+    /// The teacher's manifest.
+    #[arg(long)]
+    teacher: PathBuf,
+    /// The student's manifest (e.g. written by prune-conv).
+    #[arg(long)]
+    student: PathBuf,
+    /// Rendered-text sets to train on (directories written by render-text; repeatable).
+    #[arg(long = "train", required = true)]
+    train: Vec<PathBuf>,
+    /// A rendered-text set for the held-out loss.
+    #[arg(long)]
+    held_out: PathBuf,
+    /// Package directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Package (model) name.
+    #[arg(long, default_value = "student")]
+    name: String,
+    /// Directory for the teacher-map cache and checkpoints (default: OUT/work).
+    #[arg(long)]
+    work: Option<PathBuf>,
+    /// Passes over the training images.
+    #[arg(long, default_value_t = 4)]
+    epochs: usize,
+    /// Crops per step.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Side of the square training crops in input pixels (a multiple of 64).
+    #[arg(long, default_value_t = 320)]
+    crop: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 2e-3)]
+    lr: f64,
+    /// Softening temperature T.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Weight of the cross-entropy against the true boxes.
+    #[arg(long, default_value_t = 0.5)]
+    alpha: f64,
+    /// Seed of the shuffles and crops.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Use only the first N training images.
+    #[arg(long)]
+    train_limit: Option<usize>,
+    /// Measure on only the first N held-out images.
+    #[arg(long, default_value_t = 20)]
+    held_out_limit: usize,
+    /// Steps between checkpoints (0: none).
+    #[arg(long, default_value_t = 100)]
+    checkpoint_every: usize,
+    /// Start over instead of resuming from a checkpoint in the work directory.
+    #[arg(long)]
+    restart: bool,
+    /// Stop after this many steps in total and keep the checkpoint; run again to resume.
+    #[arg(long)]
+    stop_after: Option<usize>,
 }
 
 #[derive(clap::Args)]
@@ -506,11 +565,11 @@ fn main() -> ExitCode {
         } => downscale(&model, &out, &name, factor),
         Command::RenderText(args) => render_text(&args),
         Command::EvalDetect(args) => eval_detect(&args),
+        Command::DistillDetect(args) => distill_detect(&args).map_err(anyhow::Error::from),
         Command::Distill(args) => distill(&args).map_err(anyhow::Error::from),
-        Command::Run { recipe, out, cache } => {
-            run_recipe(&recipe, out, cache).map_err(anyhow::Error::from)
-        }
+        Command::Run { recipe, out, cache } => run_recipe(&recipe, out, cache),
         Command::Quantize(args) => quantize(&args).map_err(anyhow::Error::from),
+        Command::QuantizeDetect(args) => quantize_detect(&args),
     };
     match result {
         Ok(text) => {
@@ -710,6 +769,52 @@ fn prune_conv(args: &PruneConv) -> anyhow::Result<String> {
     ))
 }
 
+fn distill_detect(
+    args: &DistillDetect,
+) -> Result<String, edgemass_compress::distill_detect::DistillDetectError> {
+    use edgemass_compress::distill_detect::{Options, distill};
+    let mut o = Options::new(
+        &args.teacher,
+        &args.student,
+        args.train.clone(),
+        &args.held_out,
+        &args.out,
+    );
+    o.name = args.name.clone();
+    if let Some(work) = &args.work {
+        o.work = work.clone();
+    }
+    o.epochs = args.epochs;
+    o.batch_size = args.batch_size;
+    o.crop = args.crop;
+    o.learning_rate = args.lr;
+    o.temperature = args.temperature;
+    o.alpha = args.alpha;
+    o.seed = args.seed;
+    o.train_limit = args.train_limit;
+    o.held_out_limit = Some(args.held_out_limit);
+    o.checkpoint_every = args.checkpoint_every;
+    o.resume = !args.restart;
+    o.stop_after = args.stop_after;
+    o.progress = std::io::stderr().is_terminal();
+    let r = distill(&o)?;
+    Ok(format!(
+        "distilled on {} images{}: held-out loss {:.4} -> {:.4} on {} images, {} steps, {:.0} s\n{}",
+        r.images,
+        r.resumed_from
+            .map_or(String::new(), |s| format!(", resumed at step {s}")),
+        r.held_out_loss.0,
+        r.held_out_loss.1,
+        r.held_out,
+        r.steps,
+        r.seconds,
+        match &r.manifest {
+            Some(m) => format!("wrote {}", m.display()),
+            None => "stopped as asked; run the same command again to resume".into(),
+        }
+    ))
+}
+
 fn distill(args: &Distill) -> Result<String, distill::DistillError> {
     let mut options = distill::Options::new(&args.teacher, &args.student, &args.data, &args.out);
     options.unlabelled = args.unlabelled.clone();
@@ -782,6 +887,51 @@ struct QuantizeArgs {
     bench: Option<usize>,
 }
 
+#[derive(clap::Args)]
+struct QuantizeDetect {
+    /// The package manifest.
+    #[arg(long)]
+    model: PathBuf,
+    /// Calibration images: files or directories of .jpg/.png files.
+    #[arg(long, required = true, num_args = 1..)]
+    calibration: Vec<PathBuf>,
+    /// Use only the first N calibration images.
+    #[arg(long, default_value_t = 16)]
+    limit: usize,
+    /// How activation ranges are chosen.
+    #[arg(long, value_enum, default_value_t = Method::Percentile)]
+    method: Method,
+    /// A convolution (node or weight name) left float; repeatable.
+    #[arg(long = "keep-float", value_name = "NAME")]
+    keep_float: Vec<String>,
+    /// Every output's cosine similarity to the float model must reach this.
+    #[arg(long, default_value_t = quantize::DEFAULT_MIN_COSINE)]
+    min_cosine: f32,
+    /// Timed tract runs per form.
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Package directory to write.
+    #[arg(long)]
+    out: PathBuf,
+    /// Package (model) name.
+    #[arg(long, default_value = "int8")]
+    name: String,
+}
+
+fn quantize_detect(args: &QuantizeDetect) -> anyhow::Result<String> {
+    use edgemass_compress::quantize_detect::{Options, quantize_package};
+    let mut calibration = files(&args.calibration, &["jpg", "jpeg", "png"])?;
+    calibration.truncate(args.limit);
+    let options = Options {
+        calibration,
+        method: args.method,
+        keep_float: args.keep_float.clone(),
+        min_cosine: args.min_cosine,
+        runs: args.runs,
+    };
+    Ok(quantize_package(&args.model, &options, &args.out, &args.name)?.to_text())
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum ModeArg {
     Weights,
@@ -805,15 +955,32 @@ fn quantize(args: &QuantizeArgs) -> Result<String, quantize::FileError> {
     quantize::quantize_file(&args.model, &args.out, &options, &check).map(|r| r.to_text())
 }
 
-fn run_recipe(
-    path: &Path,
-    out: Option<PathBuf>,
-    cache: Option<PathBuf>,
-) -> Result<String, recipe::RecipeError> {
-    let recipe = recipe::Recipe::load(path)?;
+fn run_recipe(path: &Path, out: Option<PathBuf>, cache: Option<PathBuf>) -> anyhow::Result<String> {
     let cache = cache
         .or_else(|| std::env::var_os("EDGEMASS_MODEL_CACHE").map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from("models/cache"));
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    if edgemass_compress::recipe_detect::is_detect(&text) {
+        use edgemass_compress::recipe_detect::{DetectRecipe, run};
+        let recipe = DetectRecipe::load(path)?;
+        let out = out.unwrap_or_else(|| Path::new("out").join(&recipe.name));
+        let outcome = run(
+            &recipe,
+            &cache,
+            &out,
+            false,
+            std::io::stderr().is_terminal(),
+        )?;
+        let report = std::fs::read_to_string(&outcome.report).unwrap_or_default();
+        return Ok(format!(
+            "{report}\nwrote {} and {}; the student is {}",
+            outcome.report.display(),
+            outcome.plot.display(),
+            outcome.steps[outcome.steps.len() - 1].manifest.display()
+        ));
+    }
+    let recipe = recipe::Recipe::load(path)?;
     let out = out.unwrap_or_else(|| Path::new("out").join(&recipe.name));
     let outcome = recipe::run(
         &recipe,

@@ -139,22 +139,22 @@ pub enum RecipeError {
     },
 }
 
-/// One measured step.
+/// One measured step (of a text recipe, or with `M` another task's measurement).
 #[derive(Debug, Clone)]
-pub struct Step {
-    /// `teacher`, `prune`, `vocabulary`, `distill` or `quantize`.
+pub struct Step<M = Measurement> {
+    /// `teacher`, then the passes: `prune`, `vocabulary`, `distill`, `quantize`, `downscale`.
     pub name: &'static str,
     /// The step's package manifest.
     pub manifest: PathBuf,
     /// What was measured.
-    pub measured: Measurement,
+    pub measured: M,
 }
 
 /// What a run produced.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct Outcome<M = Measurement> {
     /// Every step, teacher first.
-    pub steps: Vec<Step>,
+    pub steps: Vec<Step<M>>,
     /// `report.md`.
     pub report: PathBuf,
     /// `report.svg`.
@@ -304,9 +304,24 @@ pub fn run(
     let (report, plot) = (out.join("report.md"), out.join("report.svg"));
     crate::write_atomic(&report, markdown(recipe, &teacher, &steps).as_bytes())
         .map_err(|e| write_error(&report, &e))?;
-    crate::report_plot::draw(&steps, &plot).map_err(|e| write_error(&plot, &e))?;
+    let points: Vec<crate::report_plot::Point> = steps
+        .iter()
+        .map(|s| crate::report_plot::Point {
+            name: s.name,
+            latency_ms: s.measured.tract_ms,
+            bytes: s.measured.bytes,
+            metric: s.measured.accuracy,
+        })
+        .collect();
+    crate::report_plot::draw(&points, "held-out accuracy", &plot)
+        .map_err(|e| write_error(&plot, &e))?;
     if steps.len() > 1 {
-        record_metrics(&current, &steps[steps.len() - 1].measured)?;
+        record_metrics(&current, &steps[steps.len() - 1].measured.metrics()).map_err(|reason| {
+            RecipeError::Write {
+                path: current.clone(),
+                reason,
+            }
+        })?;
     }
     Ok(Outcome {
         steps,
@@ -362,26 +377,23 @@ pub fn quantize_package(
     )?)
 }
 
-/// Stores the final measurement in the student's manifest.
-fn record_metrics(manifest: &Path, m: &Measurement) -> Result<(), RecipeError> {
-    let bad = |e: &dyn std::fmt::Display| RecipeError::Write {
-        path: manifest.to_owned(),
-        reason: e.to_string(),
-    };
+/// Stores `metrics` in `[provenance.metrics]` of the manifest at `manifest`.
+pub fn record_metrics(manifest: &Path, metrics: &[(&str, f64)]) -> Result<(), String> {
+    let bad = |e: &dyn std::fmt::Display| e.to_string();
     let text = std::fs::read_to_string(manifest).map_err(|e| bad(&e))?;
     let mut table: toml::Table = toml::from_str(&text).map_err(|e| bad(&e))?;
     let provenance = table
         .entry("provenance")
         .or_insert_with(|| toml::Value::Table(Default::default()));
-    let metrics = provenance
+    let metrics_table = provenance
         .as_table_mut()
         .ok_or_else(|| bad(&"[provenance] is not a table"))?
         .entry("metrics")
         .or_insert_with(|| toml::Value::Table(Default::default()))
         .as_table_mut()
         .ok_or_else(|| bad(&"[provenance.metrics] is not a table"))?;
-    for (key, value) in m.metrics() {
-        metrics.insert(key.into(), toml::Value::Float(value));
+    for (key, value) in metrics {
+        metrics_table.insert((*key).into(), toml::Value::Float(*value));
     }
     let text = toml::to_string(&table).map_err(|e| bad(&e))?;
     crate::write_atomic(manifest, text.as_bytes()).map_err(|e| bad(&e))

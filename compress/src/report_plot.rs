@@ -1,35 +1,39 @@
-//! The recipe report's picture: held-out accuracy against tract latency and against file size,
-//! one point per step, as SVG.
+//! The recipe report's picture: the step's metric (held-out accuracy, mAP) against tract latency
+//! and against file size, one point per step, as SVG.
 
 use std::path::Path;
 
 use plotters::prelude::*;
 
-use crate::recipe::Step;
+/// One step on the plot.
+#[derive(Debug, Clone, Copy)]
+pub struct Point {
+    /// The step's name.
+    pub name: &'static str,
+    /// tract latency, ms.
+    pub latency_ms: f64,
+    /// ONNX file size.
+    pub bytes: u64,
+    /// The metric, as a fraction.
+    pub metric: f64,
+}
 
-/// Draws both panels into an SVG file at `path`.
-pub fn draw(steps: &[Step], path: &Path) -> Result<(), String> {
+/// Draws both panels into an SVG file at `path`, the metric in percent under `label`.
+pub fn draw(steps: &[Point], label: &str, path: &Path) -> Result<(), String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1000, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
         let (left, right) = root.split_horizontally(500);
-        let point = |s: &Step, x: f64| (x, s.measured.accuracy * 100.0, s.name);
-        let latency: Vec<_> = steps
-            .iter()
-            .map(|s| point(s, s.measured.tract_ms))
-            .collect();
+        let point = |s: &Point, x: f64| (x, s.metric * 100.0, s.name);
+        let latency: Vec<_> = steps.iter().map(|s| point(s, s.latency_ms)).collect();
         let size: Vec<_> = steps
             .iter()
-            .map(|s| point(s, s.measured.bytes as f64 / 1e6))
+            .map(|s| point(s, s.bytes as f64 / 1e6))
             .collect();
-        panel(
-            &left,
-            "accuracy vs tract latency",
-            "tract ms, batch 1",
-            &latency,
-        )?;
-        panel(&right, "accuracy vs size", "ONNX file, MB", &size)?;
+        let y = format!("{label}, %");
+        panel(&left, "vs tract latency", "tract ms, batch 1", &y, &latency)?;
+        panel(&right, "vs size", "ONNX file, MB", &y, &size)?;
         root.present().map_err(|e| e.to_string())?;
     }
     crate::write_atomic(path, svg.as_bytes()).map_err(|e| e.to_string())
@@ -39,6 +43,7 @@ fn panel(
     area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
     caption: &str,
     x_label: &str,
+    y_label: &str,
     points: &[(f64, f64, &str)],
 ) -> Result<(), String> {
     let err = |e: &dyn std::fmt::Display| e.to_string();
@@ -60,7 +65,7 @@ fn panel(
     chart
         .configure_mesh()
         .x_desc(x_label)
-        .y_desc("held-out accuracy, %")
+        .y_desc(y_label)
         .draw()
         .map_err(|e| err(&e))?;
     chart

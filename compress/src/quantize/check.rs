@@ -227,21 +227,7 @@ pub fn compare(
     candidate: &ModelProto,
     samples: &[Vec<Tensor>],
 ) -> Result<Vec<OutputCheck>, CheckError> {
-    let names: Vec<String> = reference
-        .graph
-        .iter()
-        .flat_map(|g| &g.output)
-        .map(|o| o.name.clone())
-        .collect();
-    let mut checks: Vec<OutputCheck> = names
-        .into_iter()
-        .map(|name| OutputCheck {
-            name,
-            max_abs_error: 0.0,
-            max_abs_reference: 0.0,
-            cosine: 1.0,
-        })
-        .collect();
+    let mut checks = output_checks(reference);
     let mut plans: Option<Plans> = None;
     for sample in samples {
         let shapes: Vec<Vec<usize>> = sample.iter().map(|t| t.shape().to_vec()).collect();
@@ -255,42 +241,105 @@ pub fn compare(
         };
         let expected = execute(&current.reference, sample, "float")?;
         let got = execute(&current.candidate, sample, "quantized")?;
-        for (check, (e, g)) in checks.iter_mut().zip(expected.iter().zip(&got)) {
-            if e.shape() != g.shape() {
-                return Err(CheckError::OutputShape {
-                    name: check.name.clone(),
-                    reference: e.shape().to_vec(),
-                    candidate: g.shape().to_vec(),
-                });
-            }
-            let (e, g) = (values(e, "float")?, values(g, "quantized")?);
-            let (mut dot, mut ee, mut gg) = (0f64, 0f64, 0f64);
-            for (&a, &b) in e.iter().zip(&g) {
-                check.max_abs_error = check.max_abs_error.max((a - b).abs());
-                if (a - b).is_nan() {
-                    check.max_abs_error = f32::NAN;
-                }
-                check.max_abs_reference = check.max_abs_reference.max(a.abs());
-                dot += a as f64 * b as f64;
-                ee += a as f64 * a as f64;
-                gg += b as f64 * b as f64;
-            }
-            let cosine = if ee == 0.0 && gg == 0.0 {
-                1.0
-            } else {
-                (dot / (ee.sqrt() * gg.sqrt())) as f32
-            };
-            check.cosine = if cosine.is_nan() || check.cosine.is_nan() {
-                f32::NAN
-            } else {
-                check.cosine.min(cosine)
-            };
-        }
+        accumulate(&mut checks, &expected, &got)?;
     }
     if plans.is_none() {
         return Err(CheckError::NoSamples);
     }
     Ok(checks)
+}
+
+/// A fresh check per output of `reference`.
+fn output_checks(reference: &ModelProto) -> Vec<OutputCheck> {
+    reference
+        .graph
+        .iter()
+        .flat_map(|g| &g.output)
+        .map(|o| OutputCheck {
+            name: o.name.clone(),
+            max_abs_error: 0.0,
+            max_abs_reference: 0.0,
+            cosine: 1.0,
+        })
+        .collect()
+}
+
+/// Folds one sample's outputs into the running per-output checks.
+fn accumulate(
+    checks: &mut [OutputCheck],
+    expected: &[Tensor],
+    got: &[Tensor],
+) -> Result<(), CheckError> {
+    for (check, (e, g)) in checks.iter_mut().zip(expected.iter().zip(got)) {
+        if e.shape() != g.shape() {
+            return Err(CheckError::OutputShape {
+                name: check.name.clone(),
+                reference: e.shape().to_vec(),
+                candidate: g.shape().to_vec(),
+            });
+        }
+        let (e, g) = (values(e, "float")?, values(g, "quantized")?);
+        let (mut dot, mut ee, mut gg) = (0f64, 0f64, 0f64);
+        for (&a, &b) in e.iter().zip(&g) {
+            check.max_abs_error = check.max_abs_error.max((a - b).abs());
+            if (a - b).is_nan() {
+                check.max_abs_error = f32::NAN;
+            }
+            check.max_abs_reference = check.max_abs_reference.max(a.abs());
+            dot += a as f64 * b as f64;
+            ee += a as f64 * a as f64;
+            gg += b as f64 * b as f64;
+        }
+        let cosine = if ee == 0.0 && gg == 0.0 {
+            1.0
+        } else {
+            (dot / (ee.sqrt() * gg.sqrt())) as f32
+        };
+        check.cosine = if cosine.is_nan() || check.cosine.is_nan() {
+            f32::NAN
+        } else {
+            check.cosine.min(cosine)
+        };
+    }
+    Ok(())
+}
+
+/// Compares an already planned candidate (e.g. loaded from NNEF) with `reference` on samples
+/// of one shape.
+pub fn compare_planned(
+    reference: &ModelProto,
+    candidate: &Arc<TypedRunnableModel>,
+    samples: &[Vec<Tensor>],
+) -> Result<Vec<OutputCheck>, CheckError> {
+    let first = samples.first().ok_or(CheckError::NoSamples)?;
+    let reference_plan = plan(reference, first, "float")?;
+    let mut checks = output_checks(reference);
+    for sample in samples {
+        let expected = execute(&reference_plan, sample, "float")?;
+        let got = execute(candidate, sample, "quantized")?;
+        accumulate(&mut checks, &expected, &got)?;
+    }
+    Ok(checks)
+}
+
+/// Median wall time of `runs` runs of an already planned model, after warm-up.
+pub fn median_latency_planned(
+    plan: &Arc<TypedRunnableModel>,
+    inputs: &[Tensor],
+    runs: usize,
+    label: &str,
+) -> Result<Duration, CheckError> {
+    for _ in 0..WARM_UP_RUNS {
+        execute(plan, inputs, label)?;
+    }
+    let mut times: Vec<Duration> = (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            execute(plan, inputs, label).map(|_| start.elapsed())
+        })
+        .collect::<Result<_, _>>()?;
+    times.sort();
+    Ok(times[times.len() / 2])
 }
 
 /// Plans of both models for one set of input shapes.
@@ -312,21 +361,13 @@ pub fn median_latency(
     runs: usize,
     label: &str,
 ) -> Result<Duration, CheckError> {
-    let plan = plan(model, inputs, label)?;
-    for _ in 0..WARM_UP_RUNS {
-        execute(&plan, inputs, label)?;
-    }
-    let mut times: Vec<Duration> = (0..runs.max(1))
-        .map(|_| {
-            let start = Instant::now();
-            execute(&plan, inputs, label).map(|_| start.elapsed())
-        })
-        .collect::<Result<_, _>>()?;
-    times.sort();
-    Ok(times[times.len() / 2])
+    median_latency_planned(&plan(model, inputs, label)?, inputs, runs, label)
 }
 
-fn tract_error(model: &str, stage: &'static str) -> impl FnOnce(TractError) -> CheckError {
+pub(crate) fn tract_error(
+    model: &str,
+    stage: &'static str,
+) -> impl FnOnce(TractError) -> CheckError {
     let model = model.to_string();
     move |e| CheckError::Tract {
         model,
@@ -337,7 +378,7 @@ fn tract_error(model: &str, stage: &'static str) -> impl FnOnce(TractError) -> C
 
 /// tract's optimised plan of `model` for inputs shaped and typed like `inputs`. Declared output
 /// shapes and value infos are ignored: symbolic batch dims would not unify with fixed inputs.
-fn plan(
+pub(crate) fn plan(
     model: &ModelProto,
     inputs: &[Tensor],
     label: &str,

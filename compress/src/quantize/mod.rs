@@ -11,11 +11,17 @@
 //! int8 weight, then Cast and a rescale by activation scale × per-column weight scale.
 //! `dynamic-ops` writes DynamicQuantizeLinear out as elementary nodes, for tract.
 
+pub mod calibrate;
 mod check;
 mod file;
 mod int8;
+pub mod nnef;
+pub mod static_conv;
 
-pub use check::{CheckError, OutputCheck, SampleSpec, compare, median_latency, run, sample_inputs};
+pub use check::{
+    CheckError, OutputCheck, SampleSpec, compare, compare_planned, median_latency,
+    median_latency_planned, run, sample_inputs,
+};
 pub use file::{BenchRow, Check, DEFAULT_MIN_COSINE, FileError, FileReport, quantize_file};
 pub use int8::{Int8Channels, quantize_per_channel};
 

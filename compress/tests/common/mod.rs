@@ -29,3 +29,24 @@ pub fn small_teacher(dir: &std::path::Path) -> PathBuf {
     options.test_limit = Some(50);
     train_text::train(&options).unwrap().manifest
 }
+
+/// The PP-OCRv4 text detector's manifest at a `side`×`side` input, written into `dir`. Returns
+/// its path. (Not every test file uses it.)
+#[allow(dead_code)]
+pub fn text_detector(dir: &std::path::Path, side: u32) -> PathBuf {
+    let model = cached("ppocr/ch_PP-OCRv4_det_infer.onnx");
+    let manifest = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/ppocr-det.model.toml"
+    ))
+    .unwrap()
+    .replace(
+        "{cache}/ppocr/ch_PP-OCRv4_det_infer.onnx",
+        model.to_str().unwrap(),
+    )
+    .replace("width = 960", &format!("width = {side}"))
+    .replace("height = 960", &format!("height = {side}"));
+    let path = dir.join("teacher.model.toml");
+    std::fs::write(&path, manifest).unwrap();
+    path
+}

@@ -1,0 +1,280 @@
+//! Quantizing a detection package: activation ranges calibrated on real images (prepared exactly
+//! as the agent prepares them), every form checked against the float model in tract and timed,
+//! the fastest correct form shipped as the package's model and the portable QDQ form written
+//! beside it (`model.qdq.onnx`) for other runtimes.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use edgemass::vision::preprocess::{load_image, prepare};
+use tract_onnx::pb::ModelProto;
+
+use crate::detect_package::{DetectPackage, DetectPackageError};
+use crate::graph::constants_to_initializers;
+use crate::quantize::calibrate::{self, Method};
+use crate::quantize::static_conv::{self, Form, StaticError};
+use crate::quantize::{
+    self, CheckError, compare, compare_planned, median_latency, median_latency_planned, nnef,
+};
+
+/// Errors of the pass; nothing is written when one occurs.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizeDetectError {
+    /// The package could not be read or written.
+    #[error(transparent)]
+    Package(#[from] DetectPackageError),
+    /// A calibration image could not be read.
+    #[error(transparent)]
+    Image(#[from] edgemass::vision::preprocess::ImageError),
+    /// tract failed, or the inputs do not fit.
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    /// The static form could not be built.
+    #[error(transparent)]
+    Static(#[from] StaticError),
+    /// Options that cannot work.
+    #[error("quantize: {0}")]
+    Options(String),
+    /// No form stayed close enough to the float model.
+    #[error(
+        "no quantized form keeps every output's cosine to the float model at {min_cosine} or \
+         more (best {best:.6}); keep the layers that break it float"
+    )]
+    Broken {
+        /// The threshold.
+        min_cosine: f32,
+        /// The best form's worst cosine.
+        best: f32,
+    },
+}
+
+/// How to quantize.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Images to calibrate and check on.
+    pub calibration: Vec<PathBuf>,
+    /// How activation ranges are chosen.
+    pub method: Method,
+    /// Convolutions (by node or weight name) left float.
+    pub keep_float: Vec<String>,
+    /// Every output's cosine similarity to the float model must reach this.
+    pub min_cosine: f32,
+    /// Timed runs per form.
+    pub runs: usize,
+}
+
+/// One form as measured. The `qlinear-nnef` row is the QLinearConv form as tract's own NNEF
+/// archive (quantized types kept); it is measured, not shipped, since the agent loads ONNX.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// `float`, `weights`, `static-qdq` or `static-qlinear`.
+    pub form: &'static str,
+    /// Encoded size.
+    pub bytes: usize,
+    /// Median single-thread tract time.
+    pub tract: Duration,
+    /// Worst cosine similarity of any output to the float model over the calibration images.
+    pub cosine: f32,
+}
+
+/// What the pass did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Every form, float first.
+    pub rows: Vec<Row>,
+    /// Why the QLinearConv form has no NNEF row, when tract could not write or read it.
+    pub nnef_missing: Option<String>,
+    /// The form shipped as `model.onnx`.
+    pub chosen: &'static str,
+    /// Convolutions quantized statically.
+    pub convs: usize,
+    /// The new manifest.
+    pub manifest: PathBuf,
+    /// The portable QDQ file.
+    pub qdq: PathBuf,
+}
+
+impl Report {
+    /// A table of the forms and what was written.
+    pub fn to_text(&self) -> String {
+        let mut s = format!(
+            "{} convolutions quantized statically\n{:<15} {:>10} {:>9} {:>10}\n",
+            self.convs, "form", "bytes", "tract ms", "cosine"
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "{:<15} {:>10} {:>9.2} {:>10.6}",
+                r.form,
+                r.bytes,
+                r.tract.as_secs_f64() * 1e3,
+                r.cosine
+            );
+        }
+        if let Some(why) = &self.nnef_missing {
+            let _ = writeln!(s, "qlinear-nnef: not measured: {why}");
+        }
+        let _ = write!(
+            s,
+            "shipped {} as {}; portable QDQ form in {}",
+            self.chosen,
+            self.manifest.display(),
+            self.qdq.display()
+        );
+        s
+    }
+}
+
+/// The QLinearConv form through tract's NNEF archive and back, checked and timed.
+fn nnef_row(
+    float: &ModelProto,
+    qlinear: &ModelProto,
+    samples: &[Vec<tract_onnx::prelude::Tensor>],
+    runs: usize,
+) -> Result<Row, CheckError> {
+    let (archive, plan) = nnef::round_trip(qlinear, &samples[0])?;
+    let checks = compare_planned(float, &plan, samples)?;
+    let cosine = checks.iter().map(|c| c.cosine).fold(1.0, f32::min);
+    Ok(Row {
+        form: "qlinear-nnef",
+        bytes: archive.len(),
+        tract: median_latency_planned(&plan, &samples[0], runs, "nnef")?,
+        cosine: if cosine.is_nan() { 0.0 } else { cosine },
+    })
+}
+
+/// Quantizes the package at `manifest` into a package named `name` in `out`.
+pub fn quantize_package(
+    manifest: &Path,
+    options: &Options,
+    out: &Path,
+    name: &str,
+) -> Result<Report, QuantizeDetectError> {
+    if options.calibration.is_empty() {
+        return Err(QuantizeDetectError::Options(
+            "no calibration images given".into(),
+        ));
+    }
+    let package = DetectPackage::open(manifest)?;
+    let mut float = package.graph()?.proto;
+    constants_to_initializers(&mut float);
+    let mut samples = Vec::with_capacity(options.calibration.len());
+    for path in &options.calibration {
+        let (tensor, _) = prepare(&load_image(path)?, &package.manifest.input);
+        samples.push(vec![tensor]);
+    }
+    let keep = |n: &tract_onnx::pb::NodeProto| {
+        options
+            .keep_float
+            .iter()
+            .any(|k| *k == n.name || n.input.get(1) == Some(k))
+    };
+    let graph = float.graph.as_ref().expect("a loaded graph");
+    let convs: Vec<_> = static_conv::candidates(&float)
+        .into_iter()
+        .filter(|(i, _, _)| !keep(&graph.node[*i]))
+        .collect();
+    if convs.is_empty() {
+        return Err(QuantizeDetectError::Options(
+            "no convolution with a stored f32 weight to quantize".into(),
+        ));
+    }
+    let mut tensors: Vec<String> = convs
+        .iter()
+        .flat_map(|(_, x, y)| [x.clone(), y.clone()])
+        .collect();
+    tensors.sort();
+    tensors.dedup();
+    let stats = calibrate::collect(&float, &tensors, &samples)?;
+    let ranges: HashMap<String, (f32, f32)> = stats
+        .iter()
+        .map(|(t, s)| (t.clone(), s.range(options.method)))
+        .collect();
+    let mut weights_options = quantize::Options::new(quantize::Mode::Weights);
+    weights_options.min_elements = 0;
+    weights_options.keep_float = options.keep_float.clone();
+    let forms: Vec<(&'static str, ModelProto)> = vec![
+        ("float", float.clone()),
+        (
+            "weights",
+            quantize::quantize(&float, &weights_options)
+                .map_err(|e| QuantizeDetectError::Options(e.to_string()))?
+                .model,
+        ),
+        (
+            Form::Qdq.name(),
+            static_conv::quantize_convs(&float, &convs, &ranges, Form::Qdq)?,
+        ),
+        (
+            Form::QLinear.name(),
+            static_conv::quantize_convs(&float, &convs, &ranges, Form::QLinear)?,
+        ),
+    ];
+    let mut rows = Vec::with_capacity(forms.len());
+    for (form, model) in &forms {
+        let checks = compare(&float, model, &samples)?;
+        let cosine = checks.iter().map(|c| c.cosine).fold(1.0, f32::min);
+        rows.push(Row {
+            form,
+            bytes: prost::Message::encoded_len(model),
+            tract: median_latency(model, &samples[0], options.runs, form)?,
+            cosine: if cosine.is_nan() { 0.0 } else { cosine },
+        });
+    }
+    let nnef = nnef_row(&float, &forms[3].1, &samples, options.runs);
+    let correct = |r: &&Row| r.form != "float" && r.cosine >= options.min_cosine;
+    let Some(best) = rows.iter().filter(correct).min_by_key(|r| r.tract) else {
+        return Err(QuantizeDetectError::Broken {
+            min_cosine: options.min_cosine,
+            best: rows[1..].iter().map(|r| r.cosine).fold(0.0, f32::max),
+        });
+    };
+    let chosen = best.form;
+    let model = &forms
+        .iter()
+        .find(|(f, _)| *f == chosen)
+        .expect("a row per form")
+        .1;
+    let provenance = package.derived_provenance(format!(
+        "quantize: {chosen} int8 ({} activations calibrated on {} images, {} convolutions)",
+        options.method.name(),
+        samples.len(),
+        convs.len()
+    ));
+    let manifest = package.write_derived(
+        out,
+        name,
+        format!("int8 ({chosen}) of {}", package.manifest.name),
+        model,
+        &provenance,
+    )?;
+    let qdq = out.join("model.qdq.onnx");
+    let qdq_model = &forms
+        .iter()
+        .find(|(f, _)| *f == Form::Qdq.name())
+        .expect("the QDQ form is built")
+        .1;
+    crate::write_atomic(&qdq, &prost::Message::encode_to_vec(qdq_model)).map_err(|e| {
+        DetectPackageError::File {
+            path: qdq.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let nnef_missing = match nnef {
+        Ok(row) => {
+            rows.push(row);
+            None
+        }
+        Err(e) => Some(format!("{:#}", anyhow::Error::from(e))),
+    };
+    Ok(Report {
+        rows,
+        nnef_missing,
+        chosen,
+        convs: convs.len(),
+        manifest,
+        qdq,
+    })
+}
