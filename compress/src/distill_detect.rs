@@ -9,7 +9,8 @@
 //! mask is each rendered box shrunk as DBNet's own labels are (`D = A·(1 − 0.4²)/L`) and text
 //! pixels weigh [`TEXT_WEIGHT`] times the background. When the student's map is smaller than its
 //! input (a downscaled student), the targets are averaged down to it. Checkpoints let a stopped
-//! run resume at its step; the trained weights are written back into the student's ONNX file.
+//! run resume at its step; the trained weights are written back into the student's ONNX file,
+//! and its decoder is fitted to its own maps on training images ([`crate::tune_decoder`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -27,10 +28,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::detect_package::{DetectPackage, DetectPackageError};
 use crate::onnx_candle::{CandleGraph, CandleGraphError};
+use crate::eval_detect::Truth;
 use crate::render_text::{Labelled, RenderError, read_labels};
 
 /// Text pixels (teacher or true mask above one half) count this many times in the loss.
 pub const TEXT_WEIGHT: f64 = 5.0;
+
+/// Training images the student's decoder is fitted on after training.
+const TUNING_IMAGES: usize = 100;
 
 /// DBNet's label shrink ratio.
 const SHRINK: f32 = 0.4;
@@ -64,6 +69,9 @@ pub enum DistillDetectError {
         /// What went wrong.
         reason: String,
     },
+    /// The student's decoder could not be fitted.
+    #[error(transparent)]
+    Tune(#[from] crate::tune_decoder::TuneError),
     /// candle failed while training.
     #[error("training failed: {0}")]
     Candle(#[from] candle_core::Error),
@@ -165,6 +173,8 @@ pub struct Report {
     pub seconds: f64,
     /// The written manifest; `None` when the run stopped early at `stop_after`.
     pub manifest: Option<PathBuf>,
+    /// The decoder settings fitted to the trained student.
+    pub decoder: Option<crate::tune_decoder::Tuned>,
 }
 
 /// One image with its teacher map and boxes.
@@ -285,6 +295,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         resumed_from: (start > 0).then_some(start),
         seconds: started.elapsed().as_secs_f64(),
         manifest,
+        decoder: None,
     };
     let mut step = 0;
     for epoch in 0..options.epochs {
@@ -355,12 +366,23 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         &trained,
         &provenance,
     )?;
+    let tuning: Vec<&Sample> = train.iter().take(TUNING_IMAGES).collect();
+    let tuned = crate::tune_decoder::tune(
+        &manifest,
+        &tuning.iter().map(|s| s.image.clone()).collect::<Vec<_>>(),
+        &tuning
+            .iter()
+            .map(|s| s.boxes.iter().map(|&bbox| Truth { class: 0, bbox }).collect())
+            .collect::<Vec<_>>(),
+    )?;
     for done in [&checkpoint_path, &state_path] {
         if done.exists() {
             std::fs::remove_file(done).map_err(|e| file_error(done, e))?;
         }
     }
-    Ok(report(after, step.saturating_sub(start), Some(manifest)))
+    let mut done = report(after, step.saturating_sub(start), Some(manifest));
+    done.decoder = Some(tuned);
+    Ok(done)
 }
 
 /// The tensor the final Sigmoid of `output` reads.

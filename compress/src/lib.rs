@@ -29,6 +29,7 @@ pub mod report_plot;
 pub mod text_data;
 pub mod text_package;
 pub mod train_text;
+pub mod tune_decoder;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use edgemass_compress::graph::Graph;
 use edgemass_compress::inspect::{self, InputShape};
@@ -95,6 +95,19 @@ enum Command {
         /// Resolution divisor inside the network.
         #[arg(long, default_value_t = 2)]
         factor: usize,
+    },
+    /// Fit a DBNet package's binarisation threshold and unclip ratio to its own maps on a
+    /// rendered-text set (best mAP@0.5), and write them into its manifest.
+    TuneDecoder {
+        /// The package manifest (rewritten in place).
+        #[arg(long)]
+        model: PathBuf,
+        /// A directory written by render-text (use training images, not the test set).
+        #[arg(long)]
+        data: PathBuf,
+        /// Use only the first N images.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
     },
     /// Train a detection student (DBNet) to reproduce its teacher's probability maps on
     /// rendered-text images (knowledge distillation, candle).
@@ -187,9 +200,12 @@ struct EvalDetect {
     /// The package manifest to score.
     #[arg(long)]
     model: PathBuf,
-    /// A directory written by render-text.
-    #[arg(long)]
-    data: PathBuf,
+    /// A directory written by render-text: mAP@0.5 against its true boxes.
+    #[arg(long, required_unless_present = "images")]
+    data: Option<PathBuf>,
+    /// Images without boxes (files or directories): mAP@0.5 against the teacher's boxes only.
+    #[arg(long, num_args = 1.., requires = "teacher")]
+    images: Vec<PathBuf>,
     /// The teacher's manifest: also report agreement with its boxes.
     #[arg(long)]
     teacher: Option<PathBuf>,
@@ -262,36 +278,54 @@ fn render_text(args: &RenderText) -> anyhow::Result<String> {
 
 fn eval_detect(args: &EvalDetect) -> anyhow::Result<String> {
     use edgemass_compress::eval_detect as ev;
-    let mut set = edgemass_compress::render_text::read_labels(&args.data)?;
-    set.truncate(args.limit.unwrap_or(set.len()));
-    let images: Vec<PathBuf> = set.iter().map(|l| args.data.join(&l.image)).collect();
-    let truth = ev::truth_of(&set);
+    let (mut images, mut truth) = (files(&args.images, &["jpg", "jpeg", "png"])?, None);
+    if let Some(data) = &args.data {
+        let set = edgemass_compress::render_text::read_labels(data)?;
+        images = set.iter().map(|l| data.join(&l.image)).collect();
+        truth = Some(ev::truth_of(&set));
+    }
+    let limit = args.limit.unwrap_or(images.len()).min(images.len());
+    images.truncate(limit);
     let progress = std::io::stderr().is_terminal();
     let run = ev::detect_all(&args.model, &images, progress)?;
-    let map = ev::mean_average_precision(&run.detections, &truth, ev::IOU).unwrap_or(0.0);
-    let (p, r) = ev::precision_recall(&run.detections, &truth, run.score_threshold, ev::IOU);
-    let mut text = format!(
-        "{}: mAP@0.5 {map:.4} on {} images ({} true boxes); at score {:.2}: precision {p:.3}, recall {r:.3}; tract {:.1} ms per image",
+    let mut lines = vec![format!(
+        "{}: {} images, tract {:.1} ms per image",
         args.model.display(),
         images.len(),
-        truth.iter().map(Vec::len).sum::<usize>(),
-        run.score_threshold,
         run.inference.as_secs_f64() * 1e3
-    );
+    )];
+    let mut map = None;
+    if let Some(truth) = truth.as_mut() {
+        truth.truncate(limit);
+        let m = ev::mean_average_precision(&run.detections, truth, ev::IOU).unwrap_or(0.0);
+        let (p, r) = ev::precision_recall(&run.detections, truth, run.score_threshold, ev::IOU);
+        lines.push(format!(
+            "mAP@0.5 {m:.4} against {} true boxes; at score {:.2}: precision {p:.3}, recall {r:.3}",
+            truth.iter().map(Vec::len).sum::<usize>(),
+            run.score_threshold
+        ));
+        map = Some(m);
+    }
     if let Some(teacher) = &args.teacher {
         let reference = ev::detect_all(teacher, &images, progress)?;
         let theirs = ev::as_truth(&reference.detections, reference.score_threshold);
         let agreement =
             ev::mean_average_precision(&run.detections, &theirs, ev::IOU).unwrap_or(0.0);
-        let teacher_map =
-            ev::mean_average_precision(&reference.detections, &truth, ev::IOU).unwrap_or(0.0);
-        text.push_str(&format!(
-            "\nteacher {}: mAP@0.5 {teacher_map:.4}; student mAP@0.5 against the teacher's boxes {agreement:.4} ({:.1} % of the teacher's own mAP against the true boxes)",
+        lines.push(format!(
+            "mAP@0.5 {agreement:.4} against the {} boxes of the teacher {} (tract {:.1} ms per image)",
+            theirs.iter().map(Vec::len).sum::<usize>(),
             teacher.display(),
-            100.0 * map / teacher_map.max(1e-9)
+            reference.inference.as_secs_f64() * 1e3
         ));
+        if let (Some(m), Some(truth)) = (map, &truth) {
+            let t = ev::mean_average_precision(&reference.detections, truth, ev::IOU).unwrap_or(0.0);
+            lines.push(format!(
+                "teacher mAP@0.5 {t:.4} against the true boxes: the student has {:.1} % of it",
+                100.0 * m / t.max(1e-9)
+            ));
+        }
     }
-    Ok(text)
+    Ok(lines.join("\n"))
 }
 
 #[derive(clap::Args)]
@@ -565,6 +599,7 @@ fn main() -> ExitCode {
         } => downscale(&model, &out, &name, factor),
         Command::RenderText(args) => render_text(&args),
         Command::EvalDetect(args) => eval_detect(&args),
+        Command::TuneDecoder { model, data, limit } => tune_decoder(&model, &data, limit),
         Command::DistillDetect(args) => distill_detect(&args).map_err(anyhow::Error::from),
         Command::Distill(args) => distill(&args).map_err(anyhow::Error::from),
         Command::Run { recipe, out, cache } => run_recipe(&recipe, out, cache),
@@ -573,7 +608,8 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(text) => {
-            println!("{}", text.trim_end());
+            // A closed pipe (`| head`) is not an error of ours.
+            let _ = writeln!(std::io::stdout(), "{}", text.trim_end());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -769,6 +805,23 @@ fn prune_conv(args: &PruneConv) -> anyhow::Result<String> {
     ))
 }
 
+fn tune_decoder(model: &Path, data: &Path, limit: usize) -> anyhow::Result<String> {
+    let mut set = edgemass_compress::render_text::read_labels(data)?;
+    set.truncate(limit);
+    let images: Vec<PathBuf> = set.iter().map(|l| data.join(&l.image)).collect();
+    let truth = edgemass_compress::eval_detect::truth_of(&set);
+    let t = edgemass_compress::tune_decoder::tune(model, &images, &truth)?;
+    Ok(format!(
+        "threshold {:.2}, unclip ratio {:.2}: mAP@0.5 {:.4} -> {:.4} on {} images\nwrote {}",
+        t.threshold,
+        t.unclip_ratio,
+        t.before,
+        t.after,
+        images.len(),
+        model.display()
+    ))
+}
+
 fn distill_detect(
     args: &DistillDetect,
 ) -> Result<String, edgemass_compress::distill_detect::DistillDetectError> {
@@ -808,9 +861,17 @@ fn distill_detect(
         r.held_out,
         r.steps,
         r.seconds,
-        match &r.manifest {
-            Some(m) => format!("wrote {}", m.display()),
-            None => "stopped as asked; run the same command again to resume".into(),
+        match (&r.manifest, &r.decoder) {
+            (Some(m), Some(t)) => format!(
+                "decoder fitted: threshold {:.2}, unclip ratio {:.2} (mAP@0.5 {:.4} -> {:.4} on training images)\nwrote {}",
+                t.threshold,
+                t.unclip_ratio,
+                t.before,
+                t.after,
+                m.display()
+            ),
+            (Some(m), None) => format!("wrote {}", m.display()),
+            _ => "stopped as asked; run the same command again to resume".into(),
         }
     ))
 }

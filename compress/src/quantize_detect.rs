@@ -40,7 +40,8 @@ pub enum QuantizeDetectError {
     /// No form stayed close enough to the float model.
     #[error(
         "no quantized form keeps every output's cosine to the float model at {min_cosine} or \
-         more (best {best:.6}); keep the layers that break it float"
+         more (best {best:.6}), even with the most sensitive convolutions left float; try \
+         another calibration method or more calibration images"
     )]
     Broken {
         /// The threshold.
@@ -90,6 +91,8 @@ pub struct Report {
     pub chosen: &'static str,
     /// Convolutions quantized statically.
     pub convs: usize,
+    /// Convolutions left float because quantizing them moved the outputs too far.
+    pub left_float: usize,
     /// The new manifest.
     pub manifest: PathBuf,
     /// The portable QDQ file.
@@ -100,8 +103,8 @@ impl Report {
     /// A table of the forms and what was written.
     pub fn to_text(&self) -> String {
         let mut s = format!(
-            "{} convolutions quantized statically\n{:<15} {:>10} {:>9} {:>10}\n",
-            self.convs, "form", "bytes", "tract ms", "cosine"
+            "{} convolutions quantized statically, {} left float\n{:<15} {:>10} {:>9} {:>10}\n",
+            self.convs, self.left_float, "form", "bytes", "tract ms", "cosine"
         );
         for r in &self.rows {
             let _ = writeln!(
@@ -125,6 +128,68 @@ impl Report {
         );
         s
     }
+}
+
+/// The worst cosine similarity of any output of `candidate` to `float` over the samples; 0 when
+/// the candidate makes NaNs or tract panics on it (tract 0.23 trips an integer overflow check in
+/// some QuantizeLinear/DequantizeLinear chains).
+fn cosine(
+    float: &ModelProto,
+    candidate: &ModelProto,
+    samples: &[Vec<tract_onnx::prelude::Tensor>],
+) -> Result<f32, CheckError> {
+    let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        compare(float, candidate, samples)
+    }));
+    let Ok(checks) = checked else {
+        return Ok(0.0);
+    };
+    let worst = checks?.iter().map(|c| c.cosine).fold(1.0, f32::min);
+    Ok(if worst.is_nan() { 0.0 } else { worst })
+}
+
+/// The convolutions to quantize so the QDQ form stays within `min_cosine` of float: all of them
+/// if that holds, else all but the most sensitive ones (each convolution quantized alone, ranked
+/// by how far it moves the outputs on the first sample), as few left float as suffice. Returns
+/// the convolutions to quantize and the graph indices of those left float.
+fn fit(
+    float: &ModelProto,
+    convs: Vec<(usize, String, String)>,
+    ranges: &HashMap<String, (f32, f32)>,
+    samples: &[Vec<tract_onnx::prelude::Tensor>],
+    min_cosine: f32,
+) -> Result<(Vec<(usize, String, String)>, Vec<usize>), QuantizeDetectError> {
+    let holds = |subset: &[(usize, String, String)]| -> Result<bool, QuantizeDetectError> {
+        let model = static_conv::quantize_convs(float, subset, ranges, Form::Qdq)?;
+        Ok(cosine(float, &model, samples)? >= min_cosine)
+    };
+    if holds(&convs)? {
+        return Ok((convs, Vec::new()));
+    }
+    let mut ranked = Vec::with_capacity(convs.len());
+    for c in &convs {
+        let alone = static_conv::quantize_convs(float, std::slice::from_ref(c), ranges, Form::Qdq)?;
+        ranked.push((cosine(float, &alone, &samples[..1])?, c.clone()));
+    }
+    ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ranked: Vec<(usize, String, String)> = ranked.into_iter().map(|(_, c)| c).collect();
+    let (mut lo, mut hi) = (0, ranked.len());
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if holds(&ranked[mid..])? {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    if lo == ranked.len() {
+        return Err(QuantizeDetectError::Broken {
+            min_cosine,
+            best: 0.0,
+        });
+    }
+    let left = ranked[..lo].iter().map(|(i, _, _)| *i).collect();
+    Ok((ranked[lo..].to_vec(), left))
 }
 
 /// The QLinearConv form through tract's NNEF archive and back, checked and timed.
@@ -156,6 +221,12 @@ pub fn quantize_package(
         return Err(QuantizeDetectError::Options(
             "no calibration images given".into(),
         ));
+    }
+    if !(options.min_cosine > 0.0 && options.min_cosine <= 1.0) {
+        return Err(QuantizeDetectError::Options(format!(
+            "the minimum cosine must be in (0, 1], not {}",
+            options.min_cosine
+        )));
     }
     let package = DetectPackage::open(manifest)?;
     let mut float = package.graph()?.proto;
@@ -192,9 +263,12 @@ pub fn quantize_package(
         .iter()
         .map(|(t, s)| (t.clone(), s.range(options.method)))
         .collect();
+    let (convs, left_float) = fit(&float, convs, &ranges, &samples, options.min_cosine)?;
     let mut weights_options = quantize::Options::new(quantize::Mode::Weights);
-    weights_options.min_elements = 0;
     weights_options.keep_float = options.keep_float.clone();
+    weights_options
+        .keep_float
+        .extend(left_float.iter().map(|&i| graph.node[i].input[1].clone()));
     let forms: Vec<(&'static str, ModelProto)> = vec![
         ("float", float.clone()),
         (
@@ -214,13 +288,11 @@ pub fn quantize_package(
     ];
     let mut rows = Vec::with_capacity(forms.len());
     for (form, model) in &forms {
-        let checks = compare(&float, model, &samples)?;
-        let cosine = checks.iter().map(|c| c.cosine).fold(1.0, f32::min);
         rows.push(Row {
             form,
             bytes: prost::Message::encoded_len(model),
             tract: median_latency(model, &samples[0], options.runs, form)?,
-            cosine: if cosine.is_nan() { 0.0 } else { cosine },
+            cosine: cosine(&float, model, &samples)?,
         });
     }
     let nnef = nnef_row(&float, &forms[3].1, &samples, options.runs);
@@ -271,6 +343,7 @@ pub fn quantize_package(
     };
     Ok(Report {
         rows,
+        left_float: left_float.len(),
         nnef_missing,
         chosen,
         convs: convs.len(),
