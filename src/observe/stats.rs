@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::bench::{current_rss, peak_rss};
+use crate::fallback::stats::HostStats;
 use crate::pipeline::slot::Slot;
 use crate::pipeline::text::TextStats;
 use crate::pipeline::worker::WorkerStats;
@@ -40,6 +41,8 @@ pub struct Registry {
     pub text: Option<(String, Arc<TextStats>)>,
     /// The publisher's counters.
     pub publisher: Arc<Status>,
+    /// The fallback host's counters, when there is a host.
+    pub fallback: Option<Arc<HostStats>>,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -118,6 +121,7 @@ impl Registry {
                     "batch_ms_p95": (p95 * 10.0).round() / 10.0,
                 })
             }),
+            "fallback": self.fallback.as_ref().map(|f| f.to_json()),
         })
     }
 
@@ -234,6 +238,77 @@ impl Registry {
             ] {
                 metric(name, "counter", help, vec![(labels.clone(), load(value))]);
             }
+        }
+        if let Some(f) = &self.fallback {
+            for (name, help, value) in [
+                (
+                    "fallback_escalations_total",
+                    "Requests sent to the fallback host.",
+                    &f.escalations,
+                ),
+                (
+                    "fallback_answers_total",
+                    "Requests the fallback host answered.",
+                    &f.answers,
+                ),
+                (
+                    "fallback_errors_total",
+                    "Requests to the fallback host that failed.",
+                    &f.errors,
+                ),
+                (
+                    "fallback_timeouts_total",
+                    "Requests to the fallback host that timed out.",
+                    &f.timeouts,
+                ),
+                (
+                    "fallback_late_total",
+                    "Host answers that came after their object had ended.",
+                    &f.late,
+                ),
+                (
+                    "fallback_breaker_opened_total",
+                    "Times the circuit breaker opened.",
+                    &f.breaker_opened,
+                ),
+            ] {
+                metric(name, "counter", help, vec![(String::new(), load(value))]);
+            }
+            metric(
+                "fallback_refused_total",
+                "counter",
+                "Results not sent to the host, by reason.",
+                [
+                    ("busy", &f.refused_busy),
+                    ("open", &f.refused_open),
+                    ("budget", &f.refused_budget),
+                ]
+                .into_iter()
+                .map(|(reason, value)| (format!("{{reason=\"{reason}\"}}"), load(value)))
+                .collect(),
+            );
+            metric(
+                "fallback_breaker_state",
+                "gauge",
+                "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+                vec![(String::new(), f64::from(f.breaker_state().level()))],
+            );
+            let (p50, p95) = f
+                .latencies
+                .summary()
+                .map_or((0.0, 0.0), |l| (ms(l.p50), ms(l.p95)));
+            metric(
+                "fallback_host_ms_p50",
+                "gauge",
+                "Median round trip of recent host requests.",
+                vec![(String::new(), p50)],
+            );
+            metric(
+                "fallback_host_ms_p95",
+                "gauge",
+                "95th percentile round trip of recent host requests.",
+                vec![(String::new(), p95)],
+            );
         }
         metric(
             "uptime_seconds",
