@@ -5,6 +5,7 @@ pub mod bert;
 pub mod distill;
 pub mod dot;
 pub mod eval_text;
+pub mod export_triton;
 pub mod graph;
 pub mod inspect;
 pub mod measure_text;

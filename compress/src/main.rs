@@ -9,7 +9,7 @@ use std::io::IsTerminal;
 use edgemass_compress::graph::Graph;
 use edgemass_compress::inspect::{self, InputShape};
 use edgemass_compress::prune_bert::{self, Criterion};
-use edgemass_compress::{bert, distill, eval_text, quantize, recipe, train_text};
+use edgemass_compress::{bert, distill, eval_text, export_triton, quantize, recipe, train_text};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +72,22 @@ enum Command {
     /// Store weights as int8 (optionally with integer MatMuls), check the outputs against the
     /// float model in tract, and write the quantized model.
     Quantize(QuantizeArgs),
+    /// Write a package as a Triton model repository (NAME/1/model.onnx and NAME/config.pbtxt),
+    /// for a GPU host running Triton or for `edgemass serve`.
+    ExportTriton {
+        /// The package manifest (NAME.model.toml).
+        #[arg(long)]
+        model: PathBuf,
+        /// The repository directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// max_batch_size of a model with a batch dimension (0: no batching).
+        #[arg(long, default_value_t = 8)]
+        max_batch: usize,
+        /// dynamic_batching max_queue_delay_microseconds.
+        #[arg(long, default_value_t = 2000)]
+        max_queue_delay_us: u64,
+    },
     /// Run a recipe: prune, distill and quantize a teacher, measuring every step into report.md.
     Run {
         /// The recipe (examples in compress/recipes/).
@@ -280,6 +296,21 @@ fn main() -> ExitCode {
             run_recipe(&recipe, out, cache).map_err(anyhow::Error::from)
         }
         Command::Quantize(args) => quantize(&args).map_err(anyhow::Error::from),
+        Command::ExportTriton {
+            model,
+            out,
+            max_batch,
+            max_queue_delay_us,
+        } => export_triton::export(
+            &model,
+            &out,
+            export_triton::Batching {
+                max_batch,
+                max_queue_delay_us,
+            },
+        )
+        .map(|dir| format!("wrote {}", dir.display()))
+        .map_err(anyhow::Error::from),
     };
     match result {
         Ok(text) => {

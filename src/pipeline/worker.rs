@@ -119,8 +119,9 @@ impl Worker {
         let mut last_snapshot: HashMap<String, Instant> = HashMap::new();
         let mut was_enabled = true;
         loop {
+            let taken = self.slot.take(Duration::from_millis(200));
             self.host_answers(&mut tracker, &mut counts);
-            let frame = match self.slot.take(Duration::from_millis(200)) {
+            let frame = match taken {
                 Taken::Item(frame) => frame,
                 Taken::Timeout => continue,
                 Taken::Closed => break,
