@@ -150,6 +150,12 @@ struct ServeArgs {
     /// ($EDGEMASS_SERVE_TOKEN wins over it).
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// Environment variable holding the token `edgemass serve` requires.
@@ -683,6 +689,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         queue: args.queue,
         threads: args.threads,
         token,
+        tls: args.tls_cert.zip(args.tls_key),
     };
     let models = match edgemass::fallback::serve::Models::load(&settings) {
         Ok(models) => models,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{manifest, photo, text_package};
+use crate::common::{certificates, manifest, photo, text_package};
 use crate::host::{FaultyHost, Mode, Serve, repository};
 use crate::mqtt::{Agent, Mosquitto, Subscriber, free_port, wait_for};
 
@@ -326,4 +326,62 @@ fn a_killed_host_opens_the_breaker_and_its_restart_closes_it() {
     assert!(counter(&sub, "errors") >= 2, "{}", host_stats(&sub));
     agent.terminate();
     assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+}
+
+#[test]
+fn the_host_is_reached_over_https_with_a_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let broker = Mosquitto::start(d);
+    let (cert, key) = (d.join("server.pem"), d.join("server.key"));
+    let serve = Serve::start(
+        &repository(d, false),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[("EDGEMASS_SERVE_TOKEN", "gpu-t0ken")],
+    );
+    let sub = Subscriber::connect(broker.port, "#");
+    let host = format!(
+        "url = \"https://127.0.0.1:{}\"\nca_file = {:?}",
+        serve.port,
+        d.join("ca.pem").display().to_string()
+    );
+    let sources = camera(
+        &photos(d, &["bus.jpg"]),
+        2.0,
+        5,
+        &face_fallback(0.5, 0.9, ""),
+    );
+    let config = config(d, broker.port, &host, &sources);
+
+    let mut refused = Agent::start_with_env(&config, &[("EDGEMASS_FALLBACK_TOKEN", "wrong")]);
+    assert!(
+        wait_for(LONG, || refused
+            .stderr()
+            .contains("answered 401: missing or wrong bearer token")),
+        "{}",
+        refused.stderr()
+    );
+    refused.terminate();
+    assert_eq!(refused.wait(LONG), 0, "{}", refused.stderr());
+    assert!(host_events(&sub).is_empty());
+
+    let mut agent = Agent::start_with_env(&config, &[("EDGEMASS_FALLBACK_TOKEN", "gpu-t0ken")]);
+    assert!(
+        wait_for(LONG, || host_events(&sub).len() >= 2),
+        "no host verdicts over https: {}\n{}",
+        agent.stderr(),
+        serve.log()
+    );
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    assert!(
+        !agent.stderr().contains("gpu-t0ken"),
+        "the token is never logged"
+    );
 }

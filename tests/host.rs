@@ -88,10 +88,14 @@ impl Serve {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let port = self.port;
+        let (port, https) = (self.port, self.args.iter().any(|a| a == "--tls-cert"));
         assert!(
-            wait_for(Duration::from_secs(180), || get(port, "/v2/health/ready")
-                .is_some_and(|(status, _)| status == 200)),
+            wait_for(Duration::from_secs(180), || self
+                .log()
+                .contains("serving the Open Inference Protocol")
+                && (https
+                    || get(port, "/v2/health/ready")
+                        .is_some_and(|(status, _)| status == 200))),
             "edgemass serve did not get ready: {}",
             self.log()
         );

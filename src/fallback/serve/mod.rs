@@ -12,6 +12,7 @@ pub mod pbtxt;
 pub mod repository;
 pub mod runner;
 pub mod stats;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -104,6 +105,8 @@ pub struct Settings {
     pub threads: usize,
     /// Bearer token every request but health checks must carry.
     pub token: Option<Secret>,
+    /// HTTPS: PEM certificate chain and private key; `None` serves plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The loaded models, ready to serve.
@@ -248,17 +251,25 @@ pub async fn serve(
         .merge(guarded)
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint".to_owned()) })
         .with_state(app);
-    tracing::info!(
-        "serving the Open Inference Protocol on {}",
-        listener
-            .local_addr()
-            .map_or_else(|_| "?".to_owned(), |a| a.to_string())
-    );
     let addr = settings.listen;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })
+    let listen_err = |source| ServeError::Listen { addr, source };
+    let local = listener.local_addr().map_err(listen_err)?;
+    match &settings.tls {
+        Some((cert, key)) => {
+            let listener = tls::listen(listener, tls::acceptor(cert, key)?).map_err(listen_err)?;
+            tracing::info!("serving the Open Inference Protocol on https://{local}");
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+        None => {
+            tracing::info!("serving the Open Inference Protocol on http://{local}");
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+        }
+    }
+    .map_err(listen_err)
 }
 
 type Shared = State<Arc<App>>;
