@@ -270,31 +270,14 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::onnx_build::{Dim, value_info};
 
     fn value(name: &str, elem_type: DataType, dims: &[Option<i64>]) -> pb::ValueInfoProto {
-        use pb::tensor_shape_proto::{Dimension, dimension::Value};
-        pb::ValueInfoProto {
-            name: name.into(),
-            r#type: Some(pb::TypeProto {
-                value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                    elem_type: elem_type as i32,
-                    shape: Some(pb::TensorShapeProto {
-                        dim: dims
-                            .iter()
-                            .map(|d| Dimension {
-                                value: Some(match d {
-                                    Some(n) => Value::DimValue(*n),
-                                    None => Value::DimParam("batch".into()),
-                                }),
-                                ..Default::default()
-                            })
-                            .collect(),
-                    }),
-                })),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
+        let dims: Vec<Dim> = dims
+            .iter()
+            .map(|d| d.map_or(Dim::Named("batch"), Dim::Fixed))
+            .collect();
+        value_info(name, elem_type, &dims)
     }
 
     const BATCHING: Batching = Batching {

@@ -199,8 +199,8 @@ impl Described {
             Described::Vision(m) => {
                 let (w, h) = (i64::from(m.input.width), i64::from(m.input.height));
                 let dims = match m.input.layout {
-                    Layout::Nchw => vec![3, h, w],
-                    Layout::Nhwc => vec![h, w, 3],
+                    Layout::Nchw => vec![1, 3, h, w],
+                    Layout::Nhwc => vec![1, h, w, 3],
                 };
                 Some((m.input.name.as_str(), dims))
             }
@@ -209,13 +209,7 @@ impl Described {
         let spec = |value: &pb::ValueInfoProto| -> Result<TensorSpec, String> {
             let datatype = onnx_datatype(value)?;
             let dims = match &image {
-                Some((input, dims)) if *input == value.name => {
-                    let mut full = dims.clone();
-                    if !batched {
-                        full.insert(0, 1);
-                    }
-                    full
-                }
+                Some((input, dims)) if *input == value.name => dims.clone(),
                 _ => onnx_dims(value)
                     .into_iter()
                     .map(|d| d.unwrap_or(-1))
@@ -275,4 +269,71 @@ fn onnx_datatype(value: &pb::ValueInfoProto) -> Result<DataType, String> {
         }
     };
     Ok(datatype)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgemass_compress::onnx_build::{Dim, value_info};
+
+    fn value(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
+        let dims: Vec<Dim> = dims
+            .iter()
+            .map(|d| d.map_or(Dim::Named("n"), Dim::Fixed))
+            .collect();
+        value_info(name, OnnxType::Float, &dims)
+    }
+
+    const YOLO: &str = r#"
+        name = "yolo"
+        task = "detect"
+        file = "model.onnx"
+        sha256 = "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f"
+        labels = ["a"]
+        [input]
+        name = "images"
+        layout = "nchw"
+        width = 320
+        height = 256
+        [decoder]
+        kind = "yolov8"
+        output = "output0"
+    "#;
+
+    fn described(batch: Option<i64>) -> ModelConfig {
+        let manifest = Manifest::parse(YOLO, Path::new("m.toml"), Path::new("/"), None).unwrap();
+        let graph = pb::GraphProto {
+            input: vec![value("images", &[batch, Some(3), None, None])],
+            output: vec![value("output0", &[batch, Some(5), None])],
+            ..Default::default()
+        };
+        let defaults = Defaults {
+            max_batch: 8,
+            max_queue_delay: Duration::from_micros(500),
+        };
+        Described::Vision(Box::new(manifest))
+            .config("yolo", &graph, defaults)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_symbolic_batch_gets_dynamic_batching_and_the_manifests_size() {
+        let c = described(None);
+        assert_eq!(c.max_batch_size, 8);
+        assert_eq!(c.inputs[0].dims, [3, 256, 320]);
+        assert_eq!(c.outputs[0].dims, [5, -1]);
+        assert_eq!(
+            c.batching.map(|b| b.max_queue_delay),
+            Some(Duration::from_micros(500))
+        );
+    }
+
+    #[test]
+    fn a_fixed_batch_of_one_runs_each_request_alone() {
+        let c = described(Some(1));
+        assert_eq!(c.max_batch_size, 0);
+        assert_eq!(c.inputs[0].dims, [1, 3, 256, 320]);
+        assert_eq!(c.outputs[0].dims, [1, 5, -1]);
+        assert_eq!(c.batching, None);
+    }
 }
