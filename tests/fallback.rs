@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{certificates, manifest, photo, text_package};
+use crate::common::{cache, certificates, manifest, photo, text_package};
 use crate::host::{FaultyHost, Mode, Serve, repository};
 use crate::mqtt::{Agent, Mosquitto, Subscriber, free_port, wait_for};
 
@@ -25,10 +25,15 @@ fn photos(dir: &Path, names: &[&str]) -> PathBuf {
 
 /// A looping BlazeFace camera on `photos`, with `extra` lines (its fallback table).
 fn camera(photos: &Path, fps: f64, max_missed: u32, extra: &str) -> String {
+    camera_with(&manifest("blazeface-256"), photos, fps, max_missed, extra)
+}
+
+/// A looping camera running `model` on `photos`.
+fn camera_with(model: &Path, photos: &Path, fps: f64, max_missed: u32, extra: &str) -> String {
     format!(
         "[[camera]]\nname = \"door\"\nsource = \"images\"\npath = {:?}\nfps = {fps}\nloop = true\nmodel = {:?}\nthreshold = 0.5\nmin_score = 0.4\nmax_missed = {max_missed}\n{extra}\n",
         photos.display().to_string(),
-        manifest("blazeface-256").display().to_string()
+        model.display().to_string()
     )
 }
 
@@ -384,4 +389,86 @@ fn the_host_is_reached_over_https_with_a_bearer_token() {
         !agent.stderr().contains("gpu-t0ken"),
         "the token is never logged"
     );
+}
+
+/// The PP-OCR 0°/180° text orientation classifier: a `classify` model for crops of text.
+const ORIENTATION: &str = r#"
+name = "ppocr-cls"
+task = "classify"
+file = "FILE"
+sha256 = "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"
+labels = ["0", "180"]
+
+[input]
+name = "x"
+layout = "nchw"
+width = 192
+height = 48
+resize = "stretch"
+mean = [0.5, 0.5, 0.5]
+std = [0.5, 0.5, 0.5]
+
+[decoder]
+kind = "softmax"
+output = "save_infer_model/scale_0.tmp_1"
+"#;
+
+#[test]
+fn a_classifier_on_the_host_judges_each_unsure_objects_crop() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let onnx = cache().join("ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx");
+    let version = d.join("repo/ppocr-cls/1");
+    std::fs::create_dir_all(&version).unwrap();
+    std::os::unix::fs::symlink(&onnx, version.join("model.onnx")).unwrap();
+    let classifier = d.join("repo/ppocr-cls/ppocr-cls.model.toml");
+    std::fs::write(
+        &classifier,
+        ORIENTATION.replace("FILE", onnx.to_str().unwrap()),
+    )
+    .unwrap();
+    let broker = Mosquitto::start(d);
+    let serve = Serve::start(&d.join("repo"), &[], &[]);
+    let sub = Subscriber::connect(broker.port, "#");
+    let host = format!(
+        "url = \"{}\"\nrate_per_s = 50.0\nburst = 50\nmax_in_flight = 16",
+        serve.url()
+    );
+    let escalation = format!(
+        "[camera.fallback]\nmodel = {:?}\nlow = 0.5\nhigh = 1.0\n",
+        classifier.display().to_string()
+    );
+    let sources = camera_with(
+        &manifest("ppocr-det"),
+        &photos(d, &["bus.jpg"]),
+        1.0,
+        5,
+        &escalation,
+    );
+    let mut agent = Agent::start(&config(d, broker.port, &host, &sources));
+    assert!(
+        wait_for(LONG, || host_events(&sub).len() >= 3),
+        "no verdicts on crops: {}\n{}\n{:?}",
+        host_stats(&sub),
+        agent.stderr(),
+        events(&sub)
+    );
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    let verdicts = host_events(&sub);
+    let mut ids = std::collections::BTreeSet::new();
+    for e in &verdicts {
+        let after = &e["after"];
+        assert_eq!(after["label"], "text");
+        assert_eq!(after["host_model"], "ppocr-cls");
+        assert!(
+            ["0", "180"].contains(&after["host_label"].as_str().unwrap()),
+            "{e}"
+        );
+        let score = after["host_score"].as_f64().unwrap();
+        assert!((0.5..=1.0).contains(&score), "{e}");
+        ids.insert(after["id"].as_str().unwrap().to_owned());
+    }
+    assert!(ids.len() >= 3, "one verdict per text region: {verdicts:?}");
+    assert_eq!(host_stats(&sub)["errors"], 0);
 }

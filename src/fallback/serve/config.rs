@@ -49,6 +49,29 @@ impl ModelConfig {
         batch.into_iter().chain(spec.dims.iter().copied()).collect()
     }
 
+    /// The same model with its batch dimension fixed at 1: requests run one at a time.
+    pub fn unbatched(&self) -> ModelConfig {
+        let batch = usize::from(self.max_batch_size > 0);
+        let fixed = |specs: &[TensorSpec]| {
+            specs
+                .iter()
+                .map(|s| TensorSpec {
+                    dims: std::iter::repeat_n(1, batch)
+                        .chain(s.dims.iter().copied())
+                        .collect(),
+                    ..s.clone()
+                })
+                .collect()
+        };
+        ModelConfig {
+            inputs: fixed(&self.inputs),
+            outputs: fixed(&self.outputs),
+            max_batch_size: 0,
+            batching: None,
+            ..self.clone()
+        }
+    }
+
     /// The answer of `GET /v2/models/NAME`.
     pub fn metadata(&self, version: &str) -> ModelMetadata {
         let describe = |specs: &[TensorSpec]| {
@@ -185,6 +208,15 @@ mod tests {
         assert_eq!(m.outputs[0].shape, [-1, 2]);
         assert_eq!(m.inputs[0].datatype, "INT64");
         assert_eq!(config(0).metadata("1").outputs[0].shape, [2]);
+    }
+
+    #[test]
+    fn an_unbatched_copy_fixes_the_batch_at_one() {
+        let c = config(8).unbatched();
+        assert_eq!((c.max_batch_size, c.batching), (0, None));
+        assert_eq!(c.inputs[0].dims, [1, -1]);
+        assert_eq!(c.outputs[0].dims, [1, 2]);
+        assert_eq!(c.unbatched(), c);
     }
 
     #[test]

@@ -121,14 +121,27 @@ impl Models {
         let mut runners = Vec::new();
         for entry in repository::scan(&settings.repository, settings.defaults)? {
             let name = entry.config.name.clone();
-            let runner =
-                Runner::load(entry.config, entry.proto, &entry.path).map_err(|source| {
-                    ServeError::Model {
-                        model: name.clone(),
-                        path: entry.path.clone(),
-                        source,
-                    }
-                })?;
+            let model_err = |source| ServeError::Model {
+                model: name.clone(),
+                path: entry.path.clone(),
+                source,
+            };
+            let fallback = (entry.derived && entry.config.max_batch_size > 0)
+                .then(|| (entry.config.unbatched(), entry.proto.clone()));
+            let runner = match (
+                Runner::load(entry.config, entry.proto, &entry.path),
+                fallback,
+            ) {
+                (Ok(runner), _) => runner,
+                (Err(e), Some((config, proto))) => {
+                    tracing::warn!(
+                        "model `{name}`: tract cannot plan it with a symbolic batch ({}); serving it with a batch of 1",
+                        super::describe(&e)
+                    );
+                    Runner::load(config, proto, &entry.path).map_err(model_err)?
+                }
+                (Err(e), None) => return Err(model_err(e)),
+            };
             tracing::info!(
                 "model `{name}` version {} loaded: max_batch_size {}, {}",
                 entry.version,

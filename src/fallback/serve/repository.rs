@@ -36,6 +36,8 @@ pub struct Entry {
     pub path: PathBuf,
     /// The decoded file.
     pub proto: ModelProto,
+    /// The config was derived from a manifest (rather than written in a `config.pbtxt`).
+    pub derived: bool,
 }
 
 /// Reads every model directory of `dir`, in name order.
@@ -110,7 +112,8 @@ fn model(dir: &Path, name: &str, defaults: Defaults) -> Result<Entry, ServeError
         path: path.clone(),
         source,
     };
-    let (config, proto) = if pbtxt_path.is_file() {
+    let derived = !pbtxt_path.is_file();
+    let (config, proto) = if !derived {
         let text = std::fs::read_to_string(&pbtxt_path).map_err(|source| ServeError::Read {
             path: pbtxt_path.clone(),
             source,
@@ -143,6 +146,7 @@ fn model(dir: &Path, name: &str, defaults: Defaults) -> Result<Entry, ServeError
         version,
         path,
         proto,
+        derived,
     })
 }
 
