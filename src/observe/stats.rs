@@ -325,3 +325,45 @@ impl Registry {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fallback::breaker::State;
+
+    #[test]
+    fn fallback_counters_reach_the_stats_message_and_metrics() {
+        let host = Arc::new(HostStats::default());
+        host.escalations.store(7, Ordering::Relaxed);
+        host.refused_open.store(3, Ordering::Relaxed);
+        host.breaker.store(State::Open.level(), Ordering::Relaxed);
+        host.latencies.record(std::time::Duration::from_millis(40));
+        let registry = Registry {
+            started: Instant::now(),
+            cameras: Vec::new(),
+            text: None,
+            publisher: Arc::new(Status::default()),
+            fallback: Some(host),
+        };
+        let json = registry.to_json(&mut registry.rates());
+        assert_eq!(json["fallback"]["escalations"], 7);
+        assert_eq!(json["fallback"]["breaker"], "open");
+        assert_eq!(json["fallback"]["refused"]["open"], 3);
+        assert_eq!(json["fallback"]["host_ms_p50"], 40.0);
+        let text = registry.prometheus();
+        for line in [
+            "edgemass_fallback_escalations_total 7\n",
+            "edgemass_fallback_refused_total{reason=\"open\"} 3\n",
+            "edgemass_fallback_breaker_state 2\n",
+            "edgemass_fallback_host_ms_p50 40\n",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        let without = Registry {
+            fallback: None,
+            ..registry
+        };
+        assert!(without.to_json(&mut without.rates())["fallback"].is_null());
+        assert!(!without.prometheus().contains("fallback"));
+    }
+}
