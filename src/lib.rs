@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod config;
+pub mod fallback;
 pub mod model;
 pub mod observe;
 pub mod pipeline;

@@ -1,6 +1,7 @@
 //! The `edgemass` command: parses arguments, sets up logging and maps errors to exit codes.
 
 use std::io::{BufRead, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -104,6 +105,9 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         threads: usize,
     },
+    /// Serve a model repository over the Open Inference Protocol (KServe v2 REST), as the agent's
+    /// fallback host.
+    Serve(ServeArgs),
     /// Write the exact input tensor a model gets for an image, as .npy, to replay it elsewhere.
     Tensor {
         /// The model manifest (NAME.model.toml).
@@ -117,6 +121,45 @@ enum Command {
         out: PathBuf,
     },
 }
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Triton-style repository: NAME/VERSION/model.onnx, with NAME/config.pbtxt or one
+    /// NAME/*.model.toml.
+    #[arg(long, value_name = "DIR")]
+    model_repository: PathBuf,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: SocketAddr,
+    /// Models described by a manifest: most rows per batch (1 turns dynamic batching off).
+    #[arg(long, default_value_t = 8)]
+    max_batch: usize,
+    /// Models described by a manifest: longest a request waits for others to join its batch.
+    #[arg(long, default_value_t = 2000, value_name = "MICROSECONDS")]
+    max_queue_delay_us: u64,
+    /// Requests that may wait per model; more are answered 503.
+    #[arg(long, default_value_t = 64)]
+    queue: usize,
+    /// Largest request body, in MiB; larger ones are answered 413.
+    #[arg(long, default_value_t = 64)]
+    max_body_mib: usize,
+    /// Inference threads per model (tract matrix products).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// File holding the bearer token every request but health checks must carry
+    /// ($EDGEMASS_SERVE_TOKEN wins over it).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+/// Environment variable holding the token `edgemass serve` requires.
+const SERVE_TOKEN_ENV: &str = "EDGEMASS_SERVE_TOKEN";
 
 /// `--version`: the release, the target it was built for, its features and git revision.
 const VERSION: &str = concat!(
@@ -176,6 +219,7 @@ fn main() -> ExitCode {
             })
         }
         Command::Tensor { model, image, out } => tensor(&model, &image, &out),
+        Command::Serve(args) => return serve(args),
     };
     match result {
         Ok(code) => code,
@@ -581,18 +625,9 @@ fn run(file: &Path, grace: f64) -> ExitCode {
     }
     init_logging(&config.log);
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
-        Err(e) => {
-            return fail(
-                &anyhow::Error::from(e).context("cannot start the async runtime"),
-                ExitCode::FAILURE,
-            );
-        }
+        Err(e) => return fail(&e, ExitCode::FAILURE),
     };
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
@@ -614,6 +649,78 @@ fn run(file: &Path, grace: f64) -> ExitCode {
         }
         Err(e) => fail(&e.into(), ExitCode::FAILURE),
     }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let usage = |message: &str| fail(&anyhow::anyhow!("{message}"), ExitCode::from(EXIT_CONFIG));
+    if args.max_batch == 0 || args.queue == 0 || args.max_body_mib == 0 {
+        return usage("--max-batch, --queue and --max-body-mib must be at least 1");
+    }
+    if !(1..=64).contains(&args.threads) {
+        return usage("--threads must be between 1 and 64");
+    }
+    let token = match std::env::var(SERVE_TOKEN_ENV) {
+        Ok(token) if !token.is_empty() => Some(edgemass::config::Secret::new(token)),
+        _ => match &args.token_file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) if !text.trim().is_empty() => Some(edgemass::config::Secret::new(
+                    text.trim_end_matches(['\n', '\r']),
+                )),
+                Ok(_) => return usage(&format!("token file {} is empty", path.display())),
+                Err(e) => {
+                    return usage(&format!("cannot read token file {}: {e}", path.display()));
+                }
+            },
+            None => None,
+        },
+    };
+    init_logging(&LogConfig {
+        format: LogFormat::Text,
+        level: "info".into(),
+    });
+    let settings = edgemass::fallback::serve::Settings {
+        repository: args.model_repository,
+        listen: args.listen,
+        max_body: args.max_body_mib << 20,
+        defaults: edgemass::fallback::serve::repository::Defaults {
+            max_batch: args.max_batch,
+            max_queue_delay: Duration::from_micros(args.max_queue_delay_us),
+        },
+        queue: args.queue,
+        threads: args.threads,
+        token,
+        tls: args.tls_cert.zip(args.tls_key),
+    };
+    let models = match edgemass::fallback::serve::Models::load(&settings) {
+        Ok(models) => models,
+        Err(e) => return fail(&e.into(), ExitCode::FAILURE),
+    };
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&e, ExitCode::FAILURE),
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let stop = CancellationToken::new();
+        tokio::spawn(on_signal(stop.clone()));
+        edgemass::fallback::serve::serve(&settings, models, listener, stop).await?;
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&e, ExitCode::FAILURE),
+    }
+}
+
+/// The async runtime of `run` and `serve`: two workers, inference stays on its own threads.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -1,9 +1,11 @@
-//! IoU tracker: per-frame detections → tracked objects with stable ids and new/update/end events.
+//! IoU tracker: per-frame detections → tracked objects with stable ids and new/update/end events,
+//! and which objects the fallback host should check (score in the band) and what it answered.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::fallback::band::Band;
 use crate::vision::BBox;
 
 /// Below this IoU between the last reported box and the current one, a reported object's move is
@@ -63,8 +65,60 @@ pub struct TrackedObject {
     pub frames: u32,
     /// Id of the model that produced it.
     pub model: String,
-    /// Where inference ran: `"edge"` here.
+    /// Who judged it last: `"edge"`, or `"host"` once the fallback host has answered.
     pub source: String,
+    /// Set when its score fell in the camera's fallback band: `false` until the host answers
+    /// (and for good when the host is down or late), `true` once it has.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
+    /// The host model's score for it (0 when the host found nothing there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_score: Option<f32>,
+    /// The host model's label for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_label: Option<String>,
+    /// The host model's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_model: Option<String>,
+}
+
+/// An object whose score fell in the band, to be sent to the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uncertain {
+    /// Object id.
+    pub id: String,
+    /// The edge's label.
+    pub label: String,
+    /// The edge's latest score.
+    pub score: f32,
+    /// Its latest box in original-image pixels.
+    pub bbox: BBox,
+}
+
+/// What the host said about one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostVerdict {
+    /// Object id.
+    pub id: String,
+    /// The host model's label.
+    pub label: String,
+    /// The host model's score (0 when it found nothing there).
+    pub score: f32,
+    /// The host model's name.
+    pub model: String,
+}
+
+/// Where an object stands with the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// Not (or no longer) waiting: it may be sent when its score is in the band.
+    Free,
+    /// Its score is in the band; [`Tracker::take_uncertain`] hands it out.
+    Wanted,
+    /// Sent; the answer is outstanding.
+    Pending,
+    /// The host answered.
+    Answered,
 }
 
 /// What happened to a tracked object.
@@ -99,11 +153,22 @@ struct Track {
     reported: Option<TrackedObject>,
     /// Consecutive frames without a match.
     missed: u32,
+    /// Where it stands with the host.
+    ask: Ask,
 }
 
 impl Track {
     fn bbox(&self) -> BBox {
         to_bbox(self.object.bbox)
+    }
+
+    /// Marks the object for the host when its latest score is in `band` and it is not already
+    /// sent or answered.
+    fn flag(&mut self, band: Option<&Band>) {
+        if self.ask == Ask::Free && band.is_some_and(|b| b.contains(self.object.score)) {
+            self.ask = Ask::Wanted;
+            self.object.verified = Some(false);
+        }
     }
 
     /// Emits `new` or `update` if due, and remembers what was reported.
@@ -149,6 +214,8 @@ pub struct Tracker {
     tracks: Vec<Track>,
     /// Every label that has ever had a reported object.
     seen: BTreeSet<String>,
+    /// Scores to send to the fallback host; `None` when the camera has no fallback.
+    band: Option<Band>,
 }
 
 impl Tracker {
@@ -160,6 +227,7 @@ impl Tracker {
             config,
             tracks: Vec::new(),
             seen: BTreeSet::new(),
+            band: None,
         }
     }
 
@@ -218,6 +286,7 @@ impl Tracker {
                     object.bbox = bbox.to_array();
                     object.frames = object.frames.saturating_add(1);
                     track.missed = 0;
+                    track.flag(self.band.as_ref());
                 }
                 None => {
                     track.missed = track.missed.saturating_add(1);
@@ -250,10 +319,16 @@ impl Tracker {
                     frames: 1,
                     model: self.model.clone(),
                     source: "edge".to_owned(),
+                    verified: None,
+                    host_score: None,
+                    host_label: None,
+                    host_model: None,
                 },
                 reported: None,
                 missed: 0,
+                ask: Ask::Free,
             };
+            track.flag(self.band.as_ref());
             track.report(thresholds, &mut events);
             self.tracks.push(track);
         }
@@ -264,6 +339,70 @@ impl Tracker {
             }
         }
         events
+    }
+
+    /// Sends objects scored in `band` to the fallback host from now on.
+    pub fn escalate(&mut self, band: Band) {
+        self.band = Some(band);
+    }
+
+    /// The objects flagged for the host since the last call; they now wait for its answer.
+    pub fn take_uncertain(&mut self) -> Vec<Uncertain> {
+        self.tracks
+            .iter_mut()
+            .filter(|t| t.ask == Ask::Wanted)
+            .map(|t| {
+                t.ask = Ask::Pending;
+                Uncertain {
+                    id: t.object.id.clone(),
+                    label: t.object.label.clone(),
+                    score: t.object.score,
+                    bbox: t.bbox(),
+                }
+            })
+            .collect()
+    }
+
+    /// The host gave no answer for `ids` (refused, failed or late): they stay `verified: false`
+    /// and may be sent again when a later score of theirs is in the band.
+    pub fn unanswered(&mut self, ids: &[String]) {
+        for track in self
+            .tracks
+            .iter_mut()
+            .filter(|t| ids.contains(&t.object.id))
+        {
+            if track.ask == Ask::Pending {
+                track.ask = Ask::Free;
+            }
+        }
+    }
+
+    /// Applies the host's answer: the object becomes `source: "host"`, `verified: true` with the
+    /// host's score and label, reported in an `update` event, or in a `new` one when the edge
+    /// had not reported it and the host's score reaches the threshold. `None` when the object
+    /// has ended meanwhile.
+    pub fn verify(&mut self, verdict: HostVerdict) -> Option<Vec<Event>> {
+        let track = self.tracks.iter_mut().find(|t| t.object.id == verdict.id)?;
+        track.ask = Ask::Answered;
+        let object = &mut track.object;
+        object.source = "host".to_owned();
+        object.verified = Some(true);
+        object.host_score = Some(verdict.score);
+        object.host_label = Some(verdict.label);
+        object.host_model = Some(verdict.model);
+        let threshold = self.config.thresholds(&object.label).threshold;
+        let kind = match &track.reported {
+            Some(_) => EventKind::Update,
+            None if verdict.score >= threshold => EventKind::New,
+            None => return Some(Vec::new()),
+        };
+        self.seen.insert(object.label.clone());
+        let before = track.reported.replace(object.clone());
+        Some(vec![Event {
+            kind,
+            before,
+            after: object.clone(),
+        }])
     }
 
     /// Ends every object (shutdown, camera disabled): `end` events for the reported ones.
@@ -580,5 +719,103 @@ mod tests {
             serde_json::json!([0.0, 0.0, 100.0, 100.0])
         );
         assert_eq!(json["after"]["top_score"], 0.75);
+    }
+
+    fn escalating() -> Tracker {
+        let mut t = tracker();
+        t.escalate(Band::new(0.5, 0.85).unwrap());
+        t
+    }
+
+    fn verdict(id: &str, score: f32) -> HostVerdict {
+        HostVerdict {
+            id: id.to_owned(),
+            label: "person".to_owned(),
+            score,
+            model: "teacher".to_owned(),
+        }
+    }
+
+    #[test]
+    fn objects_scored_in_the_band_are_handed_out_once_and_say_unverified() {
+        let mut t = escalating();
+        let events = t.update(&[det("person", 0.8, 0.0), det("person", 0.95, 500.0)], 0.0);
+        assert_eq!(events[0].after.verified, Some(false));
+        assert_eq!(events[1].after.verified, None, "above the band");
+        let json = serde_json::to_value(&events[1]).unwrap();
+        assert!(json["after"].get("verified").is_none(), "{json}");
+        let uncertain = t.take_uncertain();
+        assert_eq!(uncertain.len(), 1);
+        assert_eq!(uncertain[0].id, events[0].after.id);
+        assert_eq!(uncertain[0].bbox, det("person", 0.8, 0.0).2);
+        t.update(&[det("person", 0.8, 0.0), det("person", 0.95, 500.0)], 1.0);
+        assert!(
+            t.take_uncertain().is_empty(),
+            "already waiting for the host"
+        );
+        assert!(
+            tracker().take_uncertain().is_empty(),
+            "no band, nothing to send"
+        );
+    }
+
+    #[test]
+    fn the_hosts_answer_is_an_update_and_sticks_to_the_object() {
+        let mut t = escalating();
+        let new = t.update(&[det("person", 0.8, 0.0)], 0.0);
+        let id = t.take_uncertain()[0].id.clone();
+        let events = t.verify(verdict(&id, 0.97)).unwrap();
+        assert_eq!(kinds(&events), [EventKind::Update]);
+        assert_eq!(events[0].before.as_ref(), Some(&new[0].after));
+        let after = &events[0].after;
+        assert_eq!(after.source, "host");
+        assert_eq!(after.verified, Some(true));
+        assert_eq!(after.host_score, Some(0.97));
+        assert_eq!(after.host_label.as_deref(), Some("person"));
+        assert_eq!(after.host_model.as_deref(), Some("teacher"));
+        assert_eq!(after.score, 0.8, "the edge's own score stays");
+        t.update(&[det("person", 0.6, 0.0)], 1.0);
+        assert!(
+            t.take_uncertain().is_empty(),
+            "answered objects are not sent again"
+        );
+        let end = t.end_all(2.0);
+        assert_eq!(end[0].after.source, "host");
+        assert_eq!(end[0].after.host_score, Some(0.97));
+    }
+
+    #[test]
+    fn the_host_reports_an_object_the_edge_kept_below_threshold() {
+        let mut t = tracker();
+        t.escalate(Band::new(0.4, 0.7).unwrap());
+        assert!(
+            t.update(&[det("person", 0.45, 0.0), det("person", 0.5, 500.0)], 0.0)
+                .is_empty()
+        );
+        let ids: Vec<String> = t.take_uncertain().into_iter().map(|u| u.id).collect();
+        let events = t.verify(verdict(&ids[0], 0.9)).unwrap();
+        assert_eq!(kinds(&events), [EventKind::New]);
+        assert_eq!(events[0].after.source, "host");
+        assert_eq!(t.counts(), BTreeMap::from([("person".to_owned(), 1)]));
+        assert!(
+            t.verify(verdict(&ids[1], 0.1)).unwrap().is_empty(),
+            "the host says no"
+        );
+        assert_eq!(t.end_all(1.0).len(), 1);
+    }
+
+    #[test]
+    fn unanswered_objects_may_be_sent_again_and_late_answers_find_nothing() {
+        let mut t = escalating();
+        t.update(&[det("person", 0.8, 0.0)], 0.0);
+        let id = t.take_uncertain()[0].id.clone();
+        t.unanswered(std::slice::from_ref(&id));
+        t.update(&[det("person", 0.9, 0.0)], 1.0);
+        assert!(t.take_uncertain().is_empty(), "0.9 is above the band");
+        let events = t.update(&[det("person", 0.7, 0.0)], 2.0);
+        assert!(events.is_empty());
+        assert_eq!(t.take_uncertain()[0].id, id);
+        t.end_all(3.0);
+        assert_eq!(t.verify(verdict(&id, 0.9)), None);
     }
 }

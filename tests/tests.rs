@@ -6,5 +6,8 @@ mod agent;
 mod cli;
 mod common;
 mod detect;
+mod fallback;
+mod host;
 mod mqtt;
+mod serve;
 mod text;

@@ -27,8 +27,8 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::detect_package::{DetectPackage, DetectPackageError};
-use crate::onnx_candle::{CandleGraph, CandleGraphError};
 use crate::eval_detect::Truth;
+use crate::onnx_candle::{CandleGraph, CandleGraphError};
 use crate::render_text::{Labelled, RenderError, read_labels};
 
 /// Text pixels (teacher or true mask above one half) count this many times in the loss.
@@ -372,7 +372,12 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         &tuning.iter().map(|s| s.image.clone()).collect::<Vec<_>>(),
         &tuning
             .iter()
-            .map(|s| s.boxes.iter().map(|&bbox| Truth { class: 0, bbox }).collect())
+            .map(|s| {
+                s.boxes
+                    .iter()
+                    .map(|&bbox| Truth { class: 0, bbox })
+                    .collect()
+            })
             .collect::<Vec<_>>(),
     )?;
     for done in [&checkpoint_path, &state_path] {

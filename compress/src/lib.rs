@@ -9,6 +9,7 @@ pub mod dot;
 pub mod downscale;
 pub mod eval_detect;
 pub mod eval_text;
+pub mod export_triton;
 pub mod graph;
 pub mod inspect;
 pub mod measure_detect;

@@ -10,7 +10,7 @@ use edgemass_compress::graph::Graph;
 use edgemass_compress::inspect::{self, InputShape};
 use edgemass_compress::prune_bert::{self, Criterion};
 use edgemass_compress::quantize::calibrate::Method;
-use edgemass_compress::{bert, distill, eval_text, quantize, recipe, train_text};
+use edgemass_compress::{bert, distill, eval_text, export_triton, quantize, recipe, train_text};
 
 #[derive(Parser)]
 #[command(
@@ -121,6 +121,22 @@ enum Command {
     /// form is checked against the float model and timed in tract, the fastest correct one is
     /// shipped, and the portable QDQ form is written beside it.
     QuantizeDetect(QuantizeDetect),
+    /// Write a package as a Triton model repository (NAME/1/model.onnx and NAME/config.pbtxt),
+    /// for a GPU host running Triton or for `edgemass serve`.
+    ExportTriton {
+        /// The package manifest (NAME.model.toml).
+        #[arg(long)]
+        model: PathBuf,
+        /// The repository directory (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// max_batch_size of a model with a batch dimension (0: no batching).
+        #[arg(long, default_value_t = 8)]
+        max_batch: usize,
+        /// dynamic_batching max_queue_delay_microseconds.
+        #[arg(long, default_value_t = 2000)]
+        max_queue_delay_us: u64,
+    },
     /// Run a recipe: prune, distill and quantize a teacher, measuring every step into report.md.
     Run {
         /// The recipe (examples in compress/recipes/).
@@ -318,7 +334,8 @@ fn eval_detect(args: &EvalDetect) -> anyhow::Result<String> {
             reference.inference.as_secs_f64() * 1e3
         ));
         if let (Some(m), Some(truth)) = (map, &truth) {
-            let t = ev::mean_average_precision(&reference.detections, truth, ev::IOU).unwrap_or(0.0);
+            let t =
+                ev::mean_average_precision(&reference.detections, truth, ev::IOU).unwrap_or(0.0);
             lines.push(format!(
                 "teacher mAP@0.5 {t:.4} against the true boxes: the student has {:.1} % of it",
                 100.0 * m / t.max(1e-9)
@@ -605,6 +622,21 @@ fn main() -> ExitCode {
         Command::Run { recipe, out, cache } => run_recipe(&recipe, out, cache),
         Command::Quantize(args) => quantize(&args).map_err(anyhow::Error::from),
         Command::QuantizeDetect(args) => quantize_detect(&args),
+        Command::ExportTriton {
+            model,
+            out,
+            max_batch,
+            max_queue_delay_us,
+        } => export_triton::export(
+            &model,
+            &out,
+            export_triton::Batching {
+                max_batch,
+                max_queue_delay_us,
+            },
+        )
+        .map(|dir| format!("wrote {}", dir.display()))
+        .map_err(anyhow::Error::from),
     };
     match result {
         Ok(text) => {

@@ -133,7 +133,8 @@ impl GraphBuilder {
     }
 }
 
-fn value_info(name: &str, dtype: DataType, dims: &[Dim]) -> pb::ValueInfoProto {
+/// A typed graph input or output declaration.
+pub fn value_info(name: &str, dtype: DataType, dims: &[Dim]) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension::Value};
     let dim = dims
         .iter()

@@ -14,7 +14,7 @@ use tract_onnx::pb::ModelProto;
 use crate::detect_package::{DetectPackage, DetectPackageError};
 use crate::graph::constants_to_initializers;
 use crate::quantize::calibrate::{self, Method};
-use crate::quantize::static_conv::{self, Form, StaticError};
+use crate::quantize::static_conv::{self, Candidate, Form, StaticError};
 use crate::quantize::{
     self, CheckError, compare, compare_planned, median_latency, median_latency_planned, nnef,
 };
@@ -66,7 +66,8 @@ pub struct Options {
     pub runs: usize,
 }
 
-/// One form as measured. The `qlinear-nnef` row is the QLinearConv form as tract's own NNEF
+/// One form as measured (the int8-weights form is left out when no weight is large enough to
+/// quantize outside the convolutions kept float). The `qlinear-nnef` row is the QLinearConv form as tract's own NNEF
 /// archive (quantized types kept); it is measured, not shipped, since the agent loads ONNX.
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -154,12 +155,12 @@ fn cosine(
 /// the convolutions to quantize and the graph indices of those left float.
 fn fit(
     float: &ModelProto,
-    convs: Vec<(usize, String, String)>,
+    convs: Vec<Candidate>,
     ranges: &HashMap<String, (f32, f32)>,
     samples: &[Vec<tract_onnx::prelude::Tensor>],
     min_cosine: f32,
-) -> Result<(Vec<(usize, String, String)>, Vec<usize>), QuantizeDetectError> {
-    let holds = |subset: &[(usize, String, String)]| -> Result<bool, QuantizeDetectError> {
+) -> Result<(Vec<Candidate>, Vec<usize>), QuantizeDetectError> {
+    let holds = |subset: &[Candidate]| -> Result<bool, QuantizeDetectError> {
         let model = static_conv::quantize_convs(float, subset, ranges, Form::Qdq)?;
         Ok(cosine(float, &model, samples)? >= min_cosine)
     };
@@ -172,7 +173,7 @@ fn fit(
         ranked.push((cosine(float, &alone, &samples[..1])?, c.clone()));
     }
     ranked.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let ranked: Vec<(usize, String, String)> = ranked.into_iter().map(|(_, c)| c).collect();
+    let ranked: Vec<Candidate> = ranked.into_iter().map(|(_, c)| c).collect();
     let (mut lo, mut hi) = (0, ranked.len());
     while lo < hi {
         let mid = (lo + hi) / 2;
@@ -269,23 +270,26 @@ pub fn quantize_package(
     weights_options
         .keep_float
         .extend(left_float.iter().map(|&i| graph.node[i].input[1].clone()));
-    let forms: Vec<(&'static str, ModelProto)> = vec![
-        ("float", float.clone()),
-        (
-            "weights",
-            quantize::quantize(&float, &weights_options)
-                .map_err(|e| QuantizeDetectError::Options(e.to_string()))?
-                .model,
-        ),
-        (
+    let weights = match quantize::quantize(&float, &weights_options) {
+        Ok(q) => Some(("weights", q.model)),
+        Err(quantize::QuantizeError::NothingToQuantize { .. }) => None,
+        Err(e) => return Err(QuantizeDetectError::Options(e.to_string())),
+    };
+    let forms: Vec<(&'static str, ModelProto)> = [
+        Some(("float", float.clone())),
+        weights,
+        Some((
             Form::Qdq.name(),
             static_conv::quantize_convs(&float, &convs, &ranges, Form::Qdq)?,
-        ),
-        (
+        )),
+        Some((
             Form::QLinear.name(),
             static_conv::quantize_convs(&float, &convs, &ranges, Form::QLinear)?,
-        ),
-    ];
+        )),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut rows = Vec::with_capacity(forms.len());
     for (form, model) in &forms {
         rows.push(Row {
@@ -295,7 +299,8 @@ pub fn quantize_package(
             cosine: cosine(&float, model, &samples)?,
         });
     }
-    let nnef = nnef_row(&float, &forms[3].1, &samples, options.runs);
+    let qlinear = &forms.last().expect("the QLinear form is built").1;
+    let nnef = nnef_row(&float, qlinear, &samples, options.runs);
     let correct = |r: &&Row| r.form != "float" && r.cosine >= options.min_cosine;
     let Some(best) = rows.iter().filter(correct).min_by_key(|r| r.tract) else {
         return Err(QuantizeDetectError::Broken {

@@ -51,11 +51,7 @@ pub struct Tuned {
 /// Finds the best threshold and unclip ratio for the package at `manifest` on `images` with
 /// their true boxes, and writes them into the manifest's `[decoder]` (the choice is recorded as a
 /// pass in its provenance).
-pub fn tune(
-    manifest: &Path,
-    images: &[PathBuf],
-    truth: &[Vec<Truth>],
-) -> Result<Tuned, TuneError> {
+pub fn tune(manifest: &Path, images: &[PathBuf], truth: &[Vec<Truth>]) -> Result<Tuned, TuneError> {
     let bad = |reason: String| TuneError::Manifest {
         path: manifest.to_owned(),
         reason,
@@ -75,10 +71,7 @@ pub fn tune(
     for path in images {
         let image = load_image(path).map_err(EvalError::from)?;
         let (tensor, transform) = detector.prepare(&image);
-        let outputs = detector
-            .model()
-            .run(tensor)
-            .map_err(EvalError::from)?;
+        let outputs = detector.model().run(tensor).map_err(EvalError::from)?;
         runs.push((outputs, transform));
     }
     let context = Context {

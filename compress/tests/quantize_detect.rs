@@ -37,20 +37,45 @@ fn calibrated_forms_stay_close_to_float_with_the_sensitive_layers_left_float() {
         };
         let r = quantize_package(&teacher, &options, &out, "int8").unwrap();
         let forms: Vec<&str> = r.rows.iter().map(|r| r.form).collect();
-        assert_eq!(&forms[..4], ["float", "weights", "static-qdq", "static-qlinear"]);
+        assert_eq!(
+            &forms[..4],
+            ["float", "weights", "static-qdq", "static-qlinear"]
+        );
         let shipped = r.rows.iter().find(|row| row.form == r.chosen).unwrap();
-        assert!(shipped.cosine >= 0.99, "{}: shipped {shipped:?}", method.name());
-        assert!(r.rows[2].cosine >= 0.99, "{}: QDQ {:?}", method.name(), r.rows[2]);
-        assert!(r.convs > 10, "{}: {} convolutions quantized", method.name(), r.convs);
+        assert!(
+            shipped.cosine >= 0.99,
+            "{}: shipped {shipped:?}",
+            method.name()
+        );
+        assert!(
+            r.rows[2].cosine >= 0.99,
+            "{}: QDQ {:?}",
+            method.name(),
+            r.rows[2]
+        );
+        assert!(
+            r.convs > 10,
+            "{}: {} convolutions quantized",
+            method.name(),
+            r.convs
+        );
         assert!(r.rows[2].bytes < r.rows[0].bytes, "QDQ weights are int8");
         let qdq = Graph::load(&r.qdq).unwrap();
-        let ops: Vec<&str> = qdq.graph().node.iter().map(|n| n.op_type.as_str()).collect();
+        let ops: Vec<&str> = qdq
+            .graph()
+            .node
+            .iter()
+            .map(|n| n.op_type.as_str())
+            .collect();
         assert!(ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"));
         let x = Tensor::zero::<f32>(&[1, 3, 160, 160]).unwrap();
         assert_eq!(run(&qdq.proto, &[x]).unwrap()[0].shape(), &[1, 1, 160, 160]);
         edgemass::model::Model::from_manifest_path(&r.manifest).expect("the agent loads it");
         let text = std::fs::read_to_string(&r.manifest).unwrap();
-        assert!(text.contains(&format!("{} activations", method.name())), "{text}");
+        assert!(
+            text.contains(&format!("{} activations", method.name())),
+            "{text}"
+        );
     }
 }
 

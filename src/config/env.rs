@@ -2,7 +2,7 @@
 
 use toml::{Table, Value};
 
-use super::{ConfigError, OVERRIDE_PREFIX, PASSWORD_ENV};
+use super::{ConfigError, FALLBACK_TOKEN_ENV, OVERRIDE_PREFIX, PASSWORD_ENV};
 
 /// One override variable, split into its lowercase key path.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,12 +30,15 @@ pub(super) fn overrides(env: &[(String, String)]) -> Result<Vec<Override>, Confi
                 "not of the form EDGEMASS__SECTION__KEY (levels separated by `__`)",
             ));
         }
-        if keys == ["mqtt", "password"] {
+        let secret = match keys.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["mqtt", "password"] => Some(("password", PASSWORD_ENV, "mqtt.password_file")),
+            ["fallback", "token"] => Some(("token", FALLBACK_TOKEN_ENV, "fallback.token_file")),
+            _ => None,
+        };
+        if let Some((what, env, file)) = secret {
             return Err(env_error(
                 var,
-                format!(
-                    "not a config key; the password comes from {PASSWORD_ENV} or mqtt.password_file"
-                ),
+                format!("not a config key; the {what} comes from {env} or {file}"),
             ));
         }
         found.push(Override {

@@ -11,10 +11,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::fallback::band::Band;
+use crate::fallback::breaker::BreakerConfig;
 use crate::model::manifest::{CACHE_ENV, toml_message};
 use crate::track::{LabelThresholds, TrackerConfig};
 
-use raw::{Context, RawCamera, RawConfig, RawMqtt};
+use raw::{Context, RawCamera, RawConfig, RawEscalation, RawFallback, RawMqtt};
 
 /// The commented default configuration, as printed by `edgemass print-config`.
 pub const DEFAULT: &str = include_str!("default.toml");
@@ -24,6 +26,10 @@ pub const OVERRIDE_PREFIX: &str = "EDGEMASS__";
 
 /// Environment variable holding the MQTT password; it wins over `mqtt.password_file`.
 pub const PASSWORD_ENV: &str = "EDGEMASS_MQTT_PASSWORD";
+
+/// Environment variable holding the fallback host's bearer token; it wins over
+/// `fallback.token_file`.
+pub const FALLBACK_TOKEN_ENV: &str = "EDGEMASS_FALLBACK_TOKEN";
 
 /// Errors while reading or validating the configuration. No variant ever holds the password.
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +66,10 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The MQTT password file could not be read.
-    #[error("cannot read password file {path}")]
+    /// A file holding a secret (MQTT password, fallback token) could not be read.
+    #[error("cannot read secret file {path}")]
     Secret {
-        /// The password file.
+        /// The secret file.
         path: PathBuf,
         /// The I/O failure.
         source: std::io::Error,
@@ -117,6 +123,44 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     /// The text classifier and its inputs.
     pub text: Option<TextConfig>,
+    /// The GPU host that unsure results are escalated to; `None` when `fallback.url` is empty.
+    pub fallback: Option<FallbackConfig>,
+}
+
+/// The GPU host that results in a source's score band are sent to (Open Inference Protocol).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FallbackConfig {
+    /// Base URL, `http://` or `https://`, without a trailing `/`.
+    pub url: String,
+    /// Bearer token, from `EDGEMASS_FALLBACK_TOKEN` or `fallback.token_file`.
+    pub token: Option<Secret>,
+    /// PEM CA bundle for an `https://` host; `None` trusts the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Most time one request may take, connection included.
+    pub timeout: Duration,
+    /// Most requests out at once.
+    pub max_in_flight: usize,
+    /// Requests per second on average (the rate budget).
+    pub rate_per_s: f64,
+    /// Requests that may go at once after a quiet spell.
+    pub burst: u32,
+    /// When the circuit breaker opens and closes.
+    pub breaker: BreakerConfig,
+}
+
+/// What one camera or the text classifier sends to the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationConfig {
+    /// Manifest of the model the host runs: its input, outputs, decoder and labels.
+    pub model: PathBuf,
+    /// The model's name on the host; `None` means the manifest's `name`.
+    pub name: Option<String>,
+    /// The model version to ask for; `None` lets the host choose.
+    pub version: Option<String>,
+    /// Scores that are escalated.
+    pub band: Band,
+    /// Detections: least IoU between the edge's box and the host's to be the same object.
+    pub match_iou: f32,
 }
 
 /// Device identity.
@@ -234,6 +278,8 @@ pub struct TextConfig {
     pub max_batch: usize,
     /// Texts waiting for the model; inputs wait when it is full.
     pub queue: usize,
+    /// Texts whose score lies in a band go to the host.
+    pub fallback: Option<EscalationConfig>,
 }
 
 /// One camera and its tracker.
@@ -261,6 +307,8 @@ pub struct CameraConfig {
     pub motion_gate: bool,
     /// Tracker thresholds.
     pub tracker: TrackerConfig,
+    /// Detections whose score lies in a band go to the host.
+    pub fallback: Option<EscalationConfig>,
 }
 
 impl CameraConfig {
@@ -284,6 +332,7 @@ impl fmt::Debug for CameraConfig {
             .field("model", &self.model)
             .field("motion_gate", &self.motion_gate)
             .field("tracker", &self.tracker)
+            .field("fallback", &self.fallback)
             .finish()
     }
 }
@@ -313,7 +362,9 @@ fn process_env() -> Result<Vec<(String, String)>, ConfigError> {
     let mut env = Vec::new();
     for (name, value) in std::env::vars_os() {
         let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with(OVERRIDE_PREFIX) || name == PASSWORD_ENV || name == CACHE_ENV) {
+        if !(name.starts_with(OVERRIDE_PREFIX)
+            || [PASSWORD_ENV, FALLBACK_TOKEN_ENV, CACHE_ENV].contains(&name))
+        {
             continue;
         }
         let value = value.into_string().map_err(|_| ConfigError::Env {
@@ -362,6 +413,7 @@ fn load(
             .map(PathBuf::from)
             .unwrap_or_else(|| dir.join("../models/cache")),
         password: lookup(PASSWORD_ENV).map(Secret::new),
+        token: lookup(FALLBACK_TOKEN_ENV).map(Secret::new),
         origins,
     };
     Config::try_from(raw)
@@ -459,6 +511,7 @@ fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
             "needs at least one [[camera]] table (or a [text] table)",
         ));
     }
+    let fallback = fallback(&raw.fallback, ctx)?;
     let text = raw.text.as_ref().map(|t| text(t, ctx)).transpose()?;
     let mut names = BTreeSet::new();
     let mut cameras = Vec::with_capacity(raw.camera.len());
@@ -483,6 +536,152 @@ fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
         },
         cameras,
         text,
+        fallback,
+    })
+    .and_then(needs_host)
+}
+
+/// A source that escalates needs the host to be set.
+fn needs_host(config: Config) -> Result<Config, ConfigError> {
+    if config.fallback.is_none() {
+        if let Some(index) = config.cameras.iter().position(|c| c.fallback.is_some()) {
+            return Err(invalid(
+                format!("camera[{index}].fallback"),
+                "needs the host: set fallback.url",
+            ));
+        }
+        if config.text.as_ref().is_some_and(|t| t.fallback.is_some()) {
+            return Err(invalid("text.fallback", "needs the host: set fallback.url"));
+        }
+    }
+    Ok(config)
+}
+
+fn fallback(raw: &RawFallback, ctx: &Context) -> Result<Option<FallbackConfig>, ConfigError> {
+    let url = raw.url.trim().trim_end_matches('/');
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let uri = url.parse::<hyper::Uri>().ok();
+    let scheme = uri.as_ref().and_then(|u| u.scheme_str());
+    let authority = uri.as_ref().and_then(|u| u.authority());
+    if !matches!(scheme, Some("http" | "https")) || authority.is_none() {
+        return Err(invalid(
+            "fallback.url",
+            "must be an http:// or https:// URL such as http://gpu-host:8000",
+        ));
+    }
+    if authority.is_some_and(|a| a.as_str().contains('@'))
+        || uri.as_ref().is_some_and(|u| u.query().is_some())
+    {
+        return Err(invalid(
+            "fallback.url",
+            "must hold no credentials or query (the token comes from fallback.token_file)",
+        ));
+    }
+    let https = scheme == Some("https");
+    let ca_file = match raw.ca_file.trim() {
+        "" => None,
+        _ if !https => {
+            return Err(invalid(
+                "fallback.ca_file",
+                "is only used with an https:// fallback.url",
+            ));
+        }
+        file => Some(resolve(file, ctx)),
+    };
+    let token = match (&ctx.token, raw.token_file.trim()) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, "") => None,
+        (None, file) => Some(read_secret(&resolve(file, ctx), "fallback.token_file")?),
+    };
+    if !(1..=600_000).contains(&raw.timeout_ms) {
+        return Err(invalid(
+            "fallback.timeout_ms",
+            "must be between 1 and 600000",
+        ));
+    }
+    if !(1..=1024).contains(&raw.max_in_flight) {
+        return Err(invalid(
+            "fallback.max_in_flight",
+            "must be between 1 and 1024",
+        ));
+    }
+    if !(raw.rate_per_s.is_finite() && raw.rate_per_s > 0.0) {
+        return Err(invalid("fallback.rate_per_s", "must be greater than 0"));
+    }
+    for (key, value) in [
+        ("fallback.burst", raw.burst),
+        ("fallback.failures_to_open", raw.failures_to_open),
+        ("fallback.probes", raw.probes),
+    ] {
+        if value == 0 {
+            return Err(invalid(key, "must be at least 1"));
+        }
+    }
+    if !(raw.open_s.is_finite() && raw.open_s > 0.0 && raw.open_s <= 86_400.0) {
+        return Err(invalid(
+            "fallback.open_s",
+            "must be greater than 0 and at most 86400",
+        ));
+    }
+    Ok(Some(FallbackConfig {
+        url: url.to_owned(),
+        token,
+        ca_file,
+        timeout: Duration::from_millis(raw.timeout_ms),
+        max_in_flight: raw.max_in_flight,
+        rate_per_s: raw.rate_per_s,
+        burst: raw.burst,
+        breaker: BreakerConfig {
+            failures: raw.failures_to_open,
+            open_for: Duration::from_secs_f64(raw.open_s),
+            probes: raw.probes,
+        },
+    }))
+}
+
+/// Checks a source's `fallback` table; `prefix` is its dotted key ending in `.`.
+fn escalation(
+    prefix: &str,
+    raw: &RawEscalation,
+    ctx: &Context,
+) -> Result<EscalationConfig, ConfigError> {
+    let key = |field: &str| format!("{prefix}{field}");
+    if raw.model.trim().is_empty() {
+        return Err(invalid(
+            key("model"),
+            "must name the manifest of the model the host runs",
+        ));
+    }
+    let band = Band::new(raw.low, raw.high).map_err(|reason| invalid(key("low"), reason))?;
+    let name_or_version = |field: &str, value: &str| -> Result<Option<String>, ConfigError> {
+        match value.trim() {
+            "" => Ok(None),
+            v if v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) =>
+            {
+                Ok(Some(v.to_owned()))
+            }
+            _ => Err(invalid(
+                key(field),
+                "must be characters of A-Z, a-z, 0-9, `_`, `.` and `-`",
+            )),
+        }
+    };
+    if !(raw.match_iou.is_finite() && raw.match_iou > 0.0 && raw.match_iou <= 1.0) {
+        return Err(invalid(
+            key("match_iou"),
+            "must be greater than 0 and at most 1",
+        ));
+    }
+    Ok(EscalationConfig {
+        model: resolve(raw.model.trim(), ctx),
+        name: name_or_version("name", &raw.name)?,
+        version: name_or_version("version", &raw.version)?,
+        band,
+        match_iou: raw.match_iou,
     })
 }
 
@@ -513,6 +712,11 @@ fn text(raw: &raw::RawText, ctx: &Context) -> Result<TextConfig, ConfigError> {
         file,
         max_batch: raw.max_batch,
         queue: raw.queue,
+        fallback: raw
+            .fallback
+            .as_ref()
+            .map(|f| escalation("text.fallback.", f, ctx))
+            .transpose()?,
     })
 }
 
@@ -568,7 +772,7 @@ fn mqtt(raw: &RawMqtt, device: &Device, ctx: &Context) -> Result<Mqtt, ConfigErr
     let password = match (&ctx.password, raw.password_file.trim()) {
         (Some(secret), _) => Some(secret.clone()),
         (None, "") => None,
-        (None, file) => Some(read_password(&resolve(file, ctx))?),
+        (None, file) => Some(read_secret(&resolve(file, ctx), "mqtt.password_file")?),
     };
     if password.is_some() && username.is_none() {
         return Err(invalid(
@@ -733,6 +937,11 @@ fn camera(index: usize, raw: &RawCamera, ctx: &Context) -> Result<CameraConfig, 
             iou: raw.iou,
             max_missed: raw.max_missed,
         },
+        fallback: raw
+            .fallback
+            .as_ref()
+            .map(|f| escalation(&key("fallback."), f, ctx))
+            .transpose()?,
     })
 }
 
@@ -802,19 +1011,17 @@ fn resolve(path: &str, ctx: &Context) -> PathBuf {
     }
 }
 
-fn read_password(path: &Path) -> Result<Secret, ConfigError> {
+/// Reads a one-line secret from `path`; `key` names the setting in errors.
+fn read_secret(path: &Path, key: &str) -> Result<Secret, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Secret {
         path: path.to_owned(),
         source,
     })?;
-    let password = text.trim_end_matches(['\n', '\r']);
-    if password.is_empty() {
-        return Err(invalid(
-            "mqtt.password_file",
-            format!("{} is empty", path.display()),
-        ));
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() {
+        return Err(invalid(key, format!("{} is empty", path.display())));
     }
-    Ok(Secret::new(password))
+    Ok(Secret::new(secret))
 }
 
 /// Replaces the password of `scheme://user:password@host` with `[redacted]`.
@@ -1297,6 +1504,135 @@ mod tests {
         assert!(err.starts_with("config: line 4:"), "{err}");
         let err = error(parse("[device\n"));
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    const HOST: &str = "[fallback]\nurl = \"https://gpu.example:8000/\"\n";
+
+    fn with_fallback(host: &str, camera: &str) -> String {
+        format!("{host}{MINIMAL}\n[camera.fallback]\n{camera}\n")
+    }
+
+    #[test]
+    fn fallback_tables_resolve() {
+        let text = with_fallback(
+            HOST,
+            "model = \"teacher.model.toml\"\nname = \"yolo-x\"\nversion = \"2\"\nlow = 0.3\nhigh = 0.7",
+        );
+        let c = parse(&text).unwrap();
+        let host = c.fallback.unwrap();
+        assert_eq!(host.url, "https://gpu.example:8000");
+        assert_eq!(host.timeout, Duration::from_millis(2000));
+        assert_eq!(host.breaker.failures, 3);
+        assert_eq!(host.token, None);
+        let e = c.cameras[0].fallback.clone().unwrap();
+        assert_eq!(e.model, Path::new("/etc/edgemass/teacher.model.toml"));
+        assert_eq!(
+            (e.name.as_deref(), e.version.as_deref()),
+            (Some("yolo-x"), Some("2"))
+        );
+        assert!(e.band.contains(0.3) && !e.band.contains(0.7));
+        assert_eq!(e.match_iou, 0.5);
+        assert_eq!(parse(MINIMAL).unwrap().fallback, None);
+    }
+
+    #[test]
+    fn bad_fallback_settings_name_their_key() {
+        let escalation = "model = \"t.model.toml\"\nlow = 0.3\nhigh = 0.7";
+        let host = |line: &str| format!("{HOST}{line}\n");
+        let cases = [
+            (with_fallback("", escalation), "`camera[0].fallback`"),
+            (
+                with_fallback("[fallback]\nurl = \"ftp://x\"\n", escalation),
+                "`fallback.url`",
+            ),
+            (
+                with_fallback("[fallback]\nurl = \"http://user:pw@x:8000\"\n", escalation),
+                "`fallback.url`",
+            ),
+            (
+                with_fallback(
+                    "[fallback]\nurl = \"http://x:8000\"\nca_file = \"ca.pem\"\n",
+                    escalation,
+                ),
+                "`fallback.ca_file`",
+            ),
+            (
+                with_fallback(&host("timeout_ms = 0"), escalation),
+                "`fallback.timeout_ms`",
+            ),
+            (
+                with_fallback(&host("max_in_flight = 0"), escalation),
+                "`fallback.max_in_flight`",
+            ),
+            (
+                with_fallback(&host("rate_per_s = 0.0"), escalation),
+                "`fallback.rate_per_s`",
+            ),
+            (
+                with_fallback(&host("failures_to_open = 0"), escalation),
+                "`fallback.failures_to_open`",
+            ),
+            (
+                with_fallback(&host("open_s = -1.0"), escalation),
+                "`fallback.open_s`",
+            ),
+            (
+                with_fallback(HOST, &escalation.replace("high = 0.7", "high = 0.2")),
+                "`camera[0].fallback.low`",
+            ),
+            (
+                with_fallback(
+                    HOST,
+                    &escalation.replace("model = \"t.model.toml\"", "model = \"\""),
+                ),
+                "`camera[0].fallback.model`",
+            ),
+            (
+                with_fallback(HOST, &format!("{escalation}\nname = \"a/b\"")),
+                "`camera[0].fallback.name`",
+            ),
+            (
+                with_fallback(HOST, &format!("{escalation}\nmatch_iou = 0.0")),
+                "`camera[0].fallback.match_iou`",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = error(parse(&text));
+            assert!(err.starts_with(key), "expected {key}, got: {err}\n{text}");
+        }
+        let err = error(parse(&with_fallback(
+            HOST,
+            &format!("{escalation}\nlevel = 1"),
+        )));
+        assert!(err.contains("unknown field `level`"), "{err}");
+    }
+
+    #[test]
+    fn fallback_token_comes_from_env_or_file_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "t0ken-from-file\n").unwrap();
+        let text = MINIMAL.replace(
+            "[[camera]]",
+            "[fallback]\nurl = \"http://gpu:8000\"\ntoken_file = \"token\"\n[[camera]]",
+        );
+        let c = Config::parse(&text, dir.path(), &[]).unwrap();
+        let token = c.fallback.as_ref().unwrap().token.as_ref().unwrap();
+        assert_eq!(token.expose(), "t0ken-from-file");
+        assert!(!format!("{c:?}").contains("t0ken"));
+        let env = [(FALLBACK_TOKEN_ENV.to_owned(), "t0ken-from-env".to_owned())];
+        let c = Config::parse(&text, dir.path(), &env).unwrap();
+        assert_eq!(
+            c.fallback.unwrap().token.unwrap().expose(),
+            "t0ken-from-env"
+        );
+        let err = error(parse_env(
+            MINIMAL,
+            &[("EDGEMASS__FALLBACK__TOKEN", "t0ken")],
+        ));
+        assert!(
+            err.contains(FALLBACK_TOKEN_ENV) && !err.contains("t0ken"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub(super) camera: Vec<RawCamera>,
     #[serde(default)]
     pub(super) text: Option<RawText>,
+    #[serde(default)]
+    pub(super) fallback: RawFallback,
     /// Where the file came from: filled in by the loader, never read from TOML.
     #[serde(skip)]
     pub(super) context: Context,
@@ -39,6 +41,8 @@ pub(super) struct Context {
     pub(super) dir: PathBuf,
     pub(super) cache: PathBuf,
     pub(super) password: Option<Secret>,
+    /// The fallback host's bearer token from the environment.
+    pub(super) token: Option<Secret>,
     /// Dotted key → the variable that set it.
     pub(super) origins: BTreeMap<String, String>,
 }
@@ -156,6 +160,58 @@ impl Default for RawInference {
     }
 }
 
+/// The GPU host; an empty `url` disables escalation.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawFallback {
+    pub(super) url: String,
+    pub(super) token_file: String,
+    pub(super) ca_file: String,
+    pub(super) timeout_ms: u64,
+    pub(super) max_in_flight: usize,
+    pub(super) rate_per_s: f64,
+    pub(super) burst: u32,
+    pub(super) failures_to_open: u32,
+    pub(super) open_s: f64,
+    pub(super) probes: u32,
+}
+
+impl Default for RawFallback {
+    fn default() -> Self {
+        RawFallback {
+            url: String::new(),
+            token_file: String::new(),
+            ca_file: String::new(),
+            timeout_ms: 2000,
+            max_in_flight: 4,
+            rate_per_s: 5.0,
+            burst: 10,
+            failures_to_open: 3,
+            open_s: 10.0,
+            probes: 1,
+        }
+    }
+}
+
+/// What a camera or the text classifier sends to the host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEscalation {
+    pub(super) model: String,
+    #[serde(default)]
+    pub(super) name: String,
+    #[serde(default)]
+    pub(super) version: String,
+    pub(super) low: f32,
+    pub(super) high: f32,
+    #[serde(default = "default_match_iou")]
+    pub(super) match_iou: f32,
+}
+
+fn default_match_iou() -> f32 {
+    0.5
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawText {
@@ -170,6 +226,8 @@ pub(super) struct RawText {
     pub(super) max_batch: usize,
     #[serde(default = "default_queue")]
     pub(super) queue: usize,
+    #[serde(default)]
+    pub(super) fallback: Option<RawEscalation>,
 }
 
 fn default_max_batch() -> usize {
@@ -213,6 +271,8 @@ pub(super) struct RawCamera {
     pub(super) max_missed: u32,
     #[serde(default)]
     pub(super) labels: BTreeMap<String, RawLabel>,
+    #[serde(default)]
+    pub(super) fallback: Option<RawEscalation>,
 }
 
 /// Per-label overrides; an unset field falls back to the camera's value.

@@ -1,8 +1,9 @@
 //! Model packages: the manifest, and the ONNX file it names run by tract with a plan built once.
 
+pub mod declared;
 pub mod manifest;
 pub mod npy;
-mod quirks;
+pub(crate) mod quirks;
 pub mod threads;
 
 use std::path::{Path, PathBuf};
@@ -138,10 +139,7 @@ impl Model {
         let started = Instant::now();
         let path = manifest.file.clone();
         let mut proto = read_verified(&path, &manifest.sha256)?;
-        let graph = proto.graph.as_ref().ok_or_else(|| ModelError::Mismatch {
-            path: path.clone(),
-            reason: "the file holds no graph".into(),
-        })?;
+        let graph = graph(&proto, &path)?;
         let shape = input_shape(&manifest);
         check_signature(graph, &manifest, &shape).map_err(|reason| ModelError::Mismatch {
             path: path.clone(),
@@ -158,14 +156,11 @@ impl Model {
             .with_ignore_value_info(true)
             .parse(&proto, dir)
             .map_err(tract_err("import"))?;
-        let plan = parsed
+        let model = parsed
             .model
             .with_input_fact(0, f32::fact(shape).into())
-            .map_err(tract_err("set the input shape of"))?
-            .into_optimized()
-            .map_err(tract_err("optimise"))?
-            .into_runnable()
-            .map_err(tract_err("plan"))?;
+            .map_err(tract_err("set the input shape of"))?;
+        let plan = optimise(model, &path)?;
         Ok(Model {
             manifest,
             plan,
@@ -208,12 +203,45 @@ impl Model {
     }
 }
 
-/// Reads an ONNX file, checks its sha256 against `expected` and decodes it.
-pub fn read_verified(path: &Path, expected: &str) -> Result<ModelProto, ModelError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelError::Read {
+/// The main graph of a decoded file.
+pub fn graph<'a>(proto: &'a ModelProto, path: &Path) -> Result<&'a pb::GraphProto, ModelError> {
+    proto.graph.as_ref().ok_or_else(|| ModelError::Mismatch {
+        path: path.to_owned(),
+        reason: "the file holds no graph".into(),
+    })
+}
+
+/// Optimises an imported model and builds its plan.
+pub fn optimise(model: InferenceModel, path: &Path) -> Result<Arc<TypedRunnableModel>, ModelError> {
+    model
+        .into_optimized()
+        .map_err(ModelError::tract(path, "optimise"))?
+        .into_runnable()
+        .map_err(ModelError::tract(path, "plan"))
+}
+
+/// Reads and decodes an ONNX file.
+pub fn read_onnx(path: &Path) -> Result<ModelProto, ModelError> {
+    decode(path, &read(path)?)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ModelError> {
+    std::fs::read(path).map_err(|source| ModelError::Read {
         path: path.to_owned(),
         source,
-    })?;
+    })
+}
+
+fn decode(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelError> {
+    ModelProto::decode(bytes).map_err(|source| ModelError::Decode {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Reads an ONNX file, checks its sha256 against `expected` and decodes it.
+pub fn read_verified(path: &Path, expected: &str) -> Result<ModelProto, ModelError> {
+    let bytes = read(path)?;
     let actual: String = Sha256::digest(&bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -225,10 +253,7 @@ pub fn read_verified(path: &Path, expected: &str) -> Result<ModelProto, ModelErr
             actual,
         });
     }
-    ModelProto::decode(bytes.as_slice()).map_err(|source| ModelError::Decode {
-        path: path.to_owned(),
-        source,
-    })
+    decode(path, &bytes)
 }
 
 /// The input tensor shape the manifest asks for.
@@ -250,12 +275,7 @@ fn check_signature(
     manifest: &Manifest,
     shape: &[usize; 4],
 ) -> Result<(), String> {
-    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !initializers.contains(&i.name.as_str()))
-        .collect();
+    let inputs = declared::inputs(graph);
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     let [input] = inputs.as_slice() else {
         return Err(format!(
@@ -268,8 +288,8 @@ fn check_signature(
             manifest.input.name, input.name
         ));
     }
-    let dims = declared_dims(input);
-    if let Some(dims) = dims {
+    if let Some(dims) = declared::dims(input) {
+        let dims: Vec<Option<usize>> = dims.iter().map(declared::Dim::fixed).collect();
         let fits = dims.len() == 4
             && dims
                 .iter()
@@ -296,22 +316,4 @@ fn check_signature(
         }
     }
     Ok(())
-}
-
-/// Declared dimensions of a value: `Some(n)` where fixed, `None` where symbolic.
-fn declared_dims(value: &pb::ValueInfoProto) -> Option<Vec<Option<usize>>> {
-    use pb::tensor_shape_proto::dimension::Value;
-    let Some(pb::type_proto::Value::TensorType(tensor)) = value.r#type.as_ref()?.value.as_ref()
-    else {
-        return None;
-    };
-    let dims = &tensor.shape.as_ref()?.dim;
-    Some(
-        dims.iter()
-            .map(|d| match d.value {
-                Some(Value::DimValue(v)) if v > 0 => Some(v as usize),
-                _ => None,
-            })
-            .collect(),
-    )
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde_json::{Value, json};
 
 use crate::bench::{current_rss, peak_rss};
+use crate::fallback::stats::HostStats;
 use crate::pipeline::slot::Slot;
 use crate::pipeline::text::TextStats;
 use crate::pipeline::worker::WorkerStats;
@@ -40,6 +41,8 @@ pub struct Registry {
     pub text: Option<(String, Arc<TextStats>)>,
     /// The publisher's counters.
     pub publisher: Arc<Status>,
+    /// The fallback host's counters, when there is a host.
+    pub fallback: Option<Arc<HostStats>>,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -118,6 +121,7 @@ impl Registry {
                     "batch_ms_p95": (p95 * 10.0).round() / 10.0,
                 })
             }),
+            "fallback": self.fallback.as_ref().map(|f| f.to_json()),
         })
     }
 
@@ -235,6 +239,77 @@ impl Registry {
                 metric(name, "counter", help, vec![(labels.clone(), load(value))]);
             }
         }
+        if let Some(f) = &self.fallback {
+            for (name, help, value) in [
+                (
+                    "fallback_escalations_total",
+                    "Requests sent to the fallback host.",
+                    &f.escalations,
+                ),
+                (
+                    "fallback_answers_total",
+                    "Requests the fallback host answered.",
+                    &f.answers,
+                ),
+                (
+                    "fallback_errors_total",
+                    "Requests to the fallback host that failed.",
+                    &f.errors,
+                ),
+                (
+                    "fallback_timeouts_total",
+                    "Requests to the fallback host that timed out.",
+                    &f.timeouts,
+                ),
+                (
+                    "fallback_late_total",
+                    "Host answers that came after their object had ended.",
+                    &f.late,
+                ),
+                (
+                    "fallback_breaker_opened_total",
+                    "Times the circuit breaker opened.",
+                    &f.breaker_opened,
+                ),
+            ] {
+                metric(name, "counter", help, vec![(String::new(), load(value))]);
+            }
+            metric(
+                "fallback_refused_total",
+                "counter",
+                "Results not sent to the host, by reason.",
+                [
+                    ("busy", &f.refused_busy),
+                    ("open", &f.refused_open),
+                    ("budget", &f.refused_budget),
+                ]
+                .into_iter()
+                .map(|(reason, value)| (format!("{{reason=\"{reason}\"}}"), load(value)))
+                .collect(),
+            );
+            metric(
+                "fallback_breaker_state",
+                "gauge",
+                "Circuit breaker: 0 closed, 1 half-open, 2 open.",
+                vec![(String::new(), f64::from(f.breaker_state().level()))],
+            );
+            let (p50, p95) = f
+                .latencies
+                .summary()
+                .map_or((0.0, 0.0), |l| (ms(l.p50), ms(l.p95)));
+            metric(
+                "fallback_host_ms_p50",
+                "gauge",
+                "Median round trip of recent host requests.",
+                vec![(String::new(), p50)],
+            );
+            metric(
+                "fallback_host_ms_p95",
+                "gauge",
+                "95th percentile round trip of recent host requests.",
+                vec![(String::new(), p95)],
+            );
+        }
         metric(
             "uptime_seconds",
             "gauge",
@@ -248,5 +323,47 @@ impl Registry {
             vec![(String::new(), current_rss().unwrap_or(0) as f64)],
         );
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fallback::breaker::State;
+
+    #[test]
+    fn fallback_counters_reach_the_stats_message_and_metrics() {
+        let host = Arc::new(HostStats::default());
+        host.escalations.store(7, Ordering::Relaxed);
+        host.refused_open.store(3, Ordering::Relaxed);
+        host.breaker.store(State::Open.level(), Ordering::Relaxed);
+        host.latencies.record(std::time::Duration::from_millis(40));
+        let registry = Registry {
+            started: Instant::now(),
+            cameras: Vec::new(),
+            text: None,
+            publisher: Arc::new(Status::default()),
+            fallback: Some(host),
+        };
+        let json = registry.to_json(&mut registry.rates());
+        assert_eq!(json["fallback"]["escalations"], 7);
+        assert_eq!(json["fallback"]["breaker"], "open");
+        assert_eq!(json["fallback"]["refused"]["open"], 3);
+        assert_eq!(json["fallback"]["host_ms_p50"], 40.0);
+        let text = registry.prometheus();
+        for line in [
+            "edgemass_fallback_escalations_total 7\n",
+            "edgemass_fallback_refused_total{reason=\"open\"} 3\n",
+            "edgemass_fallback_breaker_state 2\n",
+            "edgemass_fallback_host_ms_p50 40\n",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+        let without = Registry {
+            fallback: None,
+            ..registry
+        };
+        assert!(without.to_json(&mut without.rates())["fallback"].is_null());
+        assert!(!without.prometheus().contains("fallback"));
     }
 }

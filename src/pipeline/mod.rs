@@ -2,6 +2,7 @@
 //! workers drain and end their objects, the publisher flushes the outbox, all under a grace
 //! period; what is not acknowledged by then stays in the outbox for the next start.
 
+pub mod fallback;
 pub mod motion;
 pub mod slot;
 pub mod text;
@@ -61,6 +62,9 @@ pub enum AgentError {
     /// The MQTT client could not be prepared.
     #[error(transparent)]
     Client(#[from] client::ClientError),
+    /// The fallback host cannot be used.
+    #[error(transparent)]
+    Fallback(#[from] crate::fallback::FallbackError),
     /// A thread could not be started.
     #[error("cannot start thread")]
     Thread(#[source] std::io::Error),
@@ -128,6 +132,7 @@ pub async fn run(
         ),
         None => None,
     };
+    let mut links = fallback::Links::connect(&config).await?;
     let topics = Topics::new(&mqtt.prefix, &config.device.id, &mqtt.discovery_prefix);
     let labels: Vec<(String, Vec<String>)> = config
         .cameras
@@ -181,7 +186,7 @@ pub async fn run(
     let mut counters = Vec::new();
     let mut controls = Vec::new();
     let mut threads = Vec::new();
-    for (camera, detector) in config.cameras.iter().zip(detectors) {
+    for (index, (camera, detector)) in config.cameras.iter().zip(detectors).enumerate() {
         let slot = Arc::new(Slot::default());
         let source_stats = Arc::new(SourceStats::default());
         let worker_stats = Arc::new(WorkerStats::default());
@@ -214,6 +219,7 @@ pub async fn run(
             stats: worker_stats,
             snapshots: mqtt.snapshots,
             threads: config.inference.threads,
+            fallback: links.camera(index),
         };
         threads.push((
             slot,
@@ -232,6 +238,7 @@ pub async fn run(
             &topics,
             text_stop.clone(),
             config.inference.threads,
+            links.text(&publisher, &topics),
         )?),
         _ => None,
     };
@@ -242,6 +249,7 @@ pub async fn run(
             .as_ref()
             .map(|(name, stats, _)| (name.clone(), stats.clone())),
         publisher: publisher.status().clone(),
+        fallback: links.stats(),
     });
 
     let tasks_stop = CancellationToken::new();
@@ -362,6 +370,7 @@ pub async fn run(
 
 /// Starts the text classifier and its inputs; returns the model name, its counters and the
 /// classifier thread.
+#[allow(clippy::too_many_arguments)]
 fn start_text(
     classifier: TextClassifier,
     settings: &TextConfig,
@@ -370,6 +379,7 @@ fn start_text(
     topics: &Topics,
     stop: CancellationToken,
     threads: usize,
+    fallback: Option<crate::fallback::text::TextFallback>,
 ) -> Result<(String, Arc<TextStats>, std::thread::JoinHandle<()>), AgentError> {
     let name = classifier.manifest().name.clone();
     let stats = Arc::new(TextStats::default());
@@ -403,6 +413,7 @@ fn start_text(
         stats: stats.clone(),
         stop,
         threads,
+        fallback,
     }
     .spawn()
     .map_err(AgentError::Thread)?;

@@ -1,7 +1,8 @@
 //! The text stage: texts from MQTT, standard input or a file wait in one bounded queue (inputs
 //! wait when it is full; nothing is dropped), those waiting together run as one batch, and each
-//! result is published on `P/D/text/out` through the outbox. At shutdown the queue is drained
-//! before the stage ends.
+//! result is published on `P/D/text/out` through the outbox. Results scored in the fallback band
+//! say `verified: false` and go to the host, whose answer follows as a second message. At
+//! shutdown the queue is drained before the stage ends.
 
 use std::io::BufRead;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bench::RecentLatencies;
+use crate::fallback::text::TextFallback;
 use crate::publish::client::{Handle, Outgoing};
 use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
@@ -52,6 +54,8 @@ pub struct TextWorker {
     pub stop: CancellationToken,
     /// Inference threads.
     pub threads: usize,
+    /// The link to the fallback host, when texts have one.
+    pub fallback: Option<TextFallback>,
 }
 
 /// How often an idle worker checks for shutdown.
@@ -103,7 +107,7 @@ impl TextWorker {
                             .iter()
                             .map(|(label, score)| (label.clone(), json!(round(*score))))
                             .collect();
-                        let body = json!({
+                        let mut body = json!({
                             "id": request.id,
                             "label": result.label,
                             "score": round(result.score),
@@ -116,11 +120,18 @@ impl TextWorker {
                             "batch": batch.len(),
                             "time": crate::source::now(),
                         });
+                        let escalate = self.fallback.as_ref().filter(|f| f.wants(result.score));
+                        if escalate.is_some() {
+                            body["verified"] = json!(false);
+                        }
                         self.publisher.blocking_send(Outgoing::Event {
                             id: request.id.clone(),
                             topic: topic.clone(),
                             payload: body.to_string().into_bytes(),
                         });
+                        if let Some(fallback) = escalate {
+                            fallback.try_send(request.text.clone(), body);
+                        }
                         self.stats.classified.fetch_add(1, Ordering::Relaxed);
                     }
                 }

@@ -1,5 +1,6 @@
 //! One camera's inference loop, on its own thread: newest frame → motion gate → detector →
-//! tracker → events, counts and snapshots for the publisher.
+//! tracker → events, counts and snapshots for the publisher. Objects scored in the camera's
+//! fallback band go to the host without waiting; its answers are applied between frames.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
@@ -15,6 +16,7 @@ use super::motion::MotionGate;
 use super::slot::{Slot, Taken};
 use crate::bench::{Latency, RecentLatencies};
 use crate::config::CameraConfig;
+use crate::fallback::vision::{Answer, CameraFallback};
 use crate::model::threads::with_threads;
 use crate::publish::client::{Handle, Outgoing};
 use crate::publish::topics::Topics;
@@ -90,6 +92,8 @@ pub struct Worker {
     pub snapshots: bool,
     /// Threads for this camera's matrix products.
     pub threads: usize,
+    /// The link to the fallback host, when the camera has one.
+    pub fallback: Option<CameraFallback>,
 }
 
 impl Worker {
@@ -104,6 +108,9 @@ impl Worker {
     fn run(self) {
         let model = self.detector.model().manifest().name.clone();
         let mut tracker = Tracker::new(&self.camera.name, &model, self.camera.tracker.clone());
+        if let Some(fallback) = &self.fallback {
+            tracker.escalate(fallback.band());
+        }
         let mut gate = self
             .camera
             .motion_gate
@@ -112,7 +119,9 @@ impl Worker {
         let mut last_snapshot: HashMap<String, Instant> = HashMap::new();
         let mut was_enabled = true;
         loop {
-            let frame = match self.slot.take(Duration::from_millis(200)) {
+            let taken = self.slot.take(Duration::from_millis(200));
+            self.host_answers(&mut tracker, &mut counts);
+            let frame = match taken {
                 Taken::Item(frame) => frame,
                 Taken::Timeout => continue,
                 Taken::Closed => break,
@@ -157,6 +166,12 @@ impl Worker {
                 .collect();
             let events = tracker.update(&seen, frame.captured);
             self.emit(&events, &tracker, &mut counts);
+            if let Some(fallback) = &self.fallback {
+                let uncertain = tracker.take_uncertain();
+                if !uncertain.is_empty() {
+                    tracker.unanswered(&fallback.try_send(&frame.image, uncertain));
+                }
+            }
             if self.snapshots {
                 self.snapshot(&frame.image, &found.detections, &events, &mut last_snapshot);
             }
@@ -169,6 +184,27 @@ impl Worker {
         }
         let events = tracker.end_all(now());
         self.emit(&events, &tracker, &mut counts);
+    }
+
+    /// Applies the host's answers that have arrived: verdicts become events, objects left
+    /// unanswered may be sent again.
+    fn host_answers(&self, tracker: &mut Tracker, counts: &mut BTreeMap<String, usize>) {
+        let Some(fallback) = &self.fallback else {
+            return;
+        };
+        for answer in fallback.try_answers() {
+            match answer {
+                Answer::Verdicts(verdicts) => {
+                    for verdict in verdicts {
+                        match tracker.verify(verdict) {
+                            Some(events) => self.emit(&events, tracker, counts),
+                            None => fallback.late(1),
+                        }
+                    }
+                }
+                Answer::Unanswered(ids) => tracker.unanswered(&ids),
+            }
+        }
     }
 
     /// Publishes events, then the counts that changed.

@@ -14,14 +14,25 @@ use crate::model::ModelError;
 
 /// Which tokenizer column a model input takes.
 #[derive(Debug, Clone, Copy)]
-enum Feed {
+pub(crate) enum Feed {
     Ids,
     Mask,
     Types,
 }
 
+impl Feed {
+    /// The column of `batch` this input takes.
+    pub(crate) fn column(self, batch: &Batch) -> &[i64] {
+        match self {
+            Feed::Ids => &batch.ids,
+            Feed::Mask => &batch.mask,
+            Feed::Types => &batch.types,
+        }
+    }
+}
+
 /// The inputs edgemass feeds a text model, by name.
-const FEEDS: [(&str, Feed); 3] = [
+pub(crate) const FEEDS: [(&str, Feed); 3] = [
     ("input_ids", Feed::Ids),
     ("attention_mask", Feed::Mask),
     ("token_type_ids", Feed::Types),
@@ -65,27 +76,20 @@ impl TextClassifier {
         let tokenizer = TextTokenizer::from_file(&manifest.tokenizer, manifest.max_length)?;
         let path = manifest.file.clone();
         let proto = crate::model::read_verified(&path, &manifest.sha256)?;
-        let mismatch = |reason| ModelError::Mismatch {
-            path: path.clone(),
-            reason,
-        };
-        let graph = proto
-            .graph
-            .as_ref()
-            .ok_or_else(|| mismatch("the file holds no graph".into()))?;
-        let feeds = check_signature(graph, &manifest.output).map_err(mismatch)?;
+        let feeds = check_signature(crate::model::graph(&proto, &path)?, &manifest.output)
+            .map_err(|reason| ModelError::Mismatch {
+                path: path.clone(),
+                reason,
+            })?;
         let tract_err = |stage| ModelError::tract(&path, stage);
         let dir = path.parent().and_then(Path::to_str);
-        let plan = tract_onnx::onnx()
+        let model = tract_onnx::onnx()
             .parse(&proto, dir)
             .map_err(tract_err("import"))?
             .model
             .with_outputs_by_name([&manifest.output])
-            .map_err(tract_err("select the output of"))?
-            .into_optimized()
-            .map_err(tract_err("optimise"))?
-            .into_runnable()
-            .map_err(tract_err("plan"))?;
+            .map_err(tract_err("select the output of"))?;
+        let plan = crate::model::optimise(model, &path)?;
         let classifier = TextClassifier {
             manifest,
             tokenizer,
@@ -166,14 +170,7 @@ impl TextClassifier {
         let inputs = self
             .feeds
             .iter()
-            .map(|feed| {
-                let values = match feed {
-                    Feed::Ids => &batch.ids,
-                    Feed::Mask => &batch.mask,
-                    Feed::Types => &batch.types,
-                };
-                Tensor::from_shape(&shape, values).map(TValue::from)
-            })
+            .map(|feed| Tensor::from_shape(&shape, feed.column(batch)).map(TValue::from))
             .collect::<TractResult<TVec<TValue>>>()
             .map_err(run_err)?;
         let outputs = self.plan.run(inputs).map_err(run_err)?;
@@ -201,12 +198,7 @@ impl TextClassifier {
 /// Checks that the graph takes exactly the three int64 token inputs and has the manifest's
 /// output; returns which column each input takes, in the graph's order.
 fn check_signature(graph: &pb::GraphProto, output: &str) -> Result<Vec<Feed>, String> {
-    let initializers: Vec<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !initializers.contains(&i.name.as_str()))
-        .collect();
+    let inputs = crate::model::declared::inputs(graph);
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     let expected = FEEDS.map(|(name, _)| name);
     if let Some(missing) = expected.iter().find(|name| !names.contains(name)) {
@@ -222,13 +214,12 @@ fn check_signature(graph: &pb::GraphProto, output: &str) -> Result<Vec<Feed>, St
                 input.name
             ));
         };
-        if let Some(pb::type_proto::Value::TensorType(tensor)) =
-            input.r#type.as_ref().and_then(|t| t.value.as_ref())
-            && tensor.elem_type != DataType::Int64 as i32
+        if let Some(elem_type) = crate::model::declared::elem_type(input)
+            && elem_type != DataType::Int64 as i32
         {
             return Err(format!(
-                "input `{}` has ONNX element type {}, edgemass feeds int64",
-                input.name, tensor.elem_type
+                "input `{}` has ONNX element type {elem_type}, edgemass feeds int64",
+                input.name
             ));
         }
         feeds.push(*feed);

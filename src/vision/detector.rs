@@ -50,13 +50,7 @@ impl Detector {
     /// Wraps a loaded model and runs it once on a blank input, so that a decoder that does not
     /// fit the model's outputs fails here rather than on the first frame.
     pub fn new(model: Model) -> Result<Detector, DetectError> {
-        let m = model.manifest();
-        let context = Context {
-            labels: m.labels.len(),
-            width: m.input.width,
-            height: m.input.height,
-            thresholds: m.thresholds,
-        };
+        let context = Context::of(model.manifest());
         let detector = Detector { model, context };
         let blank = tract_ndarray::Array4::<f32>::zeros(input_shape(detector.model.manifest()))
             .into_tensor();

@@ -72,6 +72,15 @@ fn jpeg_is_complete(bytes: &[u8]) -> bool {
 /// Builds the model's input tensor from an image and returns the transform from input pixels
 /// back to the image's pixels.
 pub fn prepare(image: &RgbImage, spec: &InputSpec) -> (Tensor, Transform) {
+    let (data, shape, transform) = input_values(image, spec);
+    let tensor = tract_ndarray::Array4::from_shape_vec(shape, data)
+        .expect("buffer length is 3·width·height by construction")
+        .into_tensor();
+    (tensor, transform)
+}
+
+/// [`prepare`]'s tensor as row-major values and their shape, for sending elsewhere.
+pub fn input_values(image: &RgbImage, spec: &InputSpec) -> (Vec<f32>, [usize; 4], Transform) {
     let (w, h) = image.dimensions();
     let (tw, th) = (spec.width, spec.height);
     let (scale_x, scale_y, nw, nh) = match spec.resize {
@@ -122,9 +131,6 @@ pub fn prepare(image: &RgbImage, spec: &InputSpec) -> (Tensor, Transform) {
         Layout::Nchw => [1, 3, th, tw],
         Layout::Nhwc => [1, th, tw, 3],
     };
-    let tensor = tract_ndarray::Array4::from_shape_vec(shape, data)
-        .expect("buffer length is 3·width·height by construction")
-        .into_tensor();
     let transform = Transform {
         scale_x,
         scale_y,
@@ -133,7 +139,7 @@ pub fn prepare(image: &RgbImage, spec: &InputSpec) -> (Tensor, Transform) {
         width: w,
         height: h,
     };
-    (tensor, transform)
+    (data, shape, transform)
 }
 
 #[cfg(test)]

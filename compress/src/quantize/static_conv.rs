@@ -58,9 +58,13 @@ impl Affine {
     }
 }
 
+/// A convolution that can be quantized: its index in the graph, the tensor it reads and the one
+/// it writes.
+pub type Candidate = (usize, String, String);
+
 /// The convolutions that can be quantized statically: dense or grouped 2-D Convs with an f32
-/// weight initializer, by index, with the tensors they read and write.
-pub fn candidates(model: &ModelProto) -> Vec<(usize, String, String)> {
+/// weight initializer.
+pub fn candidates(model: &ModelProto) -> Vec<Candidate> {
     let Some(graph) = model.graph.as_ref() else {
         return Vec::new();
     };
@@ -102,7 +106,7 @@ pub enum StaticError {
 /// tensor name.
 pub fn quantize_convs(
     model: &ModelProto,
-    convs: &[(usize, String, String)],
+    convs: &[Candidate],
     ranges: &HashMap<String, (f32, f32)>,
     form: Form,
 ) -> Result<ModelProto, StaticError> {

@@ -11,7 +11,7 @@ use tract_onnx::prelude::tract_ndarray::ArrayD;
 use super::Detection;
 use super::nms::nms;
 use crate::model::Outputs;
-use crate::model::manifest::{DecoderSpec, Thresholds};
+use crate::model::manifest::{DecoderSpec, Manifest, Thresholds};
 
 /// Errors when outputs do not have the shape a decoder needs.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +47,18 @@ pub struct Context {
     pub height: u32,
     /// Score and IoU thresholds.
     pub thresholds: Thresholds,
+}
+
+impl Context {
+    /// The context of a manifest's model, with its own thresholds.
+    pub fn of(manifest: &Manifest) -> Context {
+        Context {
+            labels: manifest.labels.len(),
+            width: manifest.input.width,
+            height: manifest.input.height,
+            thresholds: manifest.thresholds,
+        }
+    }
 }
 
 /// Decodes `outputs` per `spec`, applying score threshold and (where the model needs it) NMS.
