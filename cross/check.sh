@@ -16,47 +16,73 @@ target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import j
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 cache="${EDGEMASS_MODEL_CACHE:-models/cache}"
 photo="$cache/photos/bus.jpg"
-models=(blazeface-256 ppocr-det)
+# MODEL:PRECISION pairs: the teachers in float, the distilled student in both of its forms.
+runs=(blazeface-256:fp32 ppocr-det:fp32 ppocr-det-student:fp32 ppocr-det-student:int8)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-for model in "${models[@]}"; do
-  "$host_bin" detect --model "models/$model.model.toml" --image "$photo" --json > "$work/host-$model.json"
-done
-
-for target in "${targets[@]}"; do
-  case "$target" in
-    aarch64-unknown-linux-gnu) qemu=qemu-aarch64; gnu=aarch64-linux-gnu; deb_arch=arm64; machine="ARM aarch64" ;;
-    armv7-unknown-linux-gnueabihf) qemu=qemu-arm; gnu=arm-linux-gnueabihf; deb_arch=armhf; machine="ARM, EABI5" ;;
-    *) echo "cross/check.sh: unknown target $target" >&2; exit 2 ;;
-  esac
-  bin="$target_dir/$target/release/edgemass"
-  "$qemu" -L "/usr/$gnu" "$bin" --version | tee "$work/version"
-  grep -q "$target" "$work/version"
-  for model in "${models[@]}"; do
-    "$qemu" -L "/usr/$gnu" "$bin" detect --model "models/$model.model.toml" --image "$photo" --json \
-      > "$work/$target-$model.json"
-    python3 - "$work/host-$model.json" "$work/$target-$model.json" "$target" "$model" <<'PY'
+# compare HOST_JSON CROSS_JSON LABEL: same detections within the stated tolerance.
+compare() {
+  python3 - "$1" "$2" "$3" <<'PY'
 import json, sys
 host = [json.loads(l) for l in open(sys.argv[1])]
 cross = [json.loads(l) for l in open(sys.argv[2])]
-target, model = sys.argv[3], sys.argv[4]
-assert len(host) == len(cross) > 0, f"{target} {model}: {len(cross)} detections, host {len(host)}"
+label = sys.argv[3]
+assert len(host) == len(cross) > 0, f"{label}: {len(cross)} detections, host {len(host)}"
 worst_score = worst_box = 0.0
 for h, c in zip(host, cross):
     assert h["label"] == c["label"], (h, c)
     worst_score = max(worst_score, abs(h["score"] - c["score"]))
     worst_box = max(worst_box, max(abs(a - b) for a, b in zip(h["box"], c["box"])))
-assert worst_score <= 0.002 and worst_box <= 1.0, f"{target} {model}: score diff {worst_score}, box diff {worst_box}"
-print(f"{target} {model}: {len(cross)} detections match the host (max score diff {worst_score:.4f}, max box diff {worst_box:.2f} px)")
+assert worst_score <= 0.002 and worst_box <= 1.0, f"{label}: score diff {worst_score}, box diff {worst_box}"
+print(f"{label}: {len(cross)} detections match the host (max score diff {worst_score:.4f}, max box diff {worst_box:.2f} px)")
 PY
+}
+
+for run in "${runs[@]}"; do
+  model="${run%:*}" precision="${run#*:}"
+  "$host_bin" detect --model "models/$model.model.toml" --precision "$precision" --image "$photo" \
+    --json > "$work/host-$model-$precision.json"
+done
+
+for target in "${targets[@]}"; do
+  case "$target" in
+    aarch64-unknown-linux-gnu)
+      qemu=qemu-aarch64; gnu=aarch64-linux-gnu; deb_arch=arm64; machine="ARM aarch64"
+      # Pi 4 (no dot product: tract's SMLAL int8 kernel) and Pi 5 (SDOT kernel).
+      cpus=(cortex-a72 cortex-a76) ;;
+    armv7-unknown-linux-gnueabihf)
+      qemu=qemu-arm; gnu=arm-linux-gnueabihf; deb_arch=armhf; machine="ARM, EABI5"
+      cpus=(cortex-a15) ;;
+    *) echo "cross/check.sh: unknown target $target" >&2; exit 2 ;;
+  esac
+  bin="$target_dir/$target/release/edgemass"
+  "$qemu" -L "/usr/$gnu" "$bin" --version | tee "$work/version"
+  grep -q "$target" "$work/version"
+  for cpu in "${cpus[@]}"; do
+    for run in "${runs[@]}"; do
+      model="${run%:*}" precision="${run#*:}"
+      "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" detect --model "models/$model.model.toml" \
+        --precision "$precision" --image "$photo" --json > "$work/$target-$cpu-$run.json"
+      compare "$work/host-$model-$precision.json" "$work/$target-$cpu-$run.json" "$target ($cpu) $model $precision"
+    done
+    # `auto` takes the int8 form exactly where the CPU has dot-product instructions.
+    "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" bench --model models/ppocr-det-student.model.toml \
+      --precision auto --runs 1 --warmup 0 --json > "$work/auto.json"
+    expected=fp32
+    [ "$cpu" = cortex-a76 ] && expected=int8
+    python3 -c 'import json,sys; got = json.load(open(sys.argv[1]))["precision"]; assert got == sys.argv[2], f"{sys.argv[3]}: auto chose {got}, expected {sys.argv[2]}"; print(f"{sys.argv[3]}: auto runs {got}")' \
+      "$work/auto.json" "$expected" "$target ($cpu)"
   done
 
   deb="dist/edgemass_${version}_${deb_arch}.deb"
   dpkg-deb --field "$deb" Architecture | grep -qx "$deb_arch"
   dpkg-deb --contents "$deb" > "$work/contents"
   for path in ./usr/bin/edgemass ./usr/lib/systemd/system/edgemass.service ./etc/edgemass/edgemass.toml \
-              ./usr/share/edgemass/models/blazeface-256.model.toml ./usr/share/edgemass/models/fetch.py; do
+              ./usr/share/edgemass/models/blazeface-256.model.toml ./usr/share/edgemass/models/fetch.py \
+              ./usr/share/edgemass/models/ppocr-det-student.model.toml \
+              ./usr/share/edgemass/models/students/ppocr-det-student.onnx \
+              ./usr/share/edgemass/models/students/ppocr-det-student.qdq.onnx; do
     grep -q " $path\$" "$work/contents" || { echo "$deb lacks $path" >&2; exit 1; }
   done
   dpkg-deb --extract "$deb" "$work/root-$deb_arch"

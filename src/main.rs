@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use edgemass::bench::{Latency, peak_rss};
 use edgemass::config::{Config, LogConfig, LogFormat};
 use edgemass::model::threads::with_threads;
-use edgemass::model::{Model, npy};
+use edgemass::model::{Manifest, Model, Precision, npy};
 use edgemass::text::TextClassifier;
 use edgemass::vision::annotate;
 use edgemass::vision::detector::Detector;
@@ -62,6 +62,10 @@ enum Command {
         /// Write the images with boxes drawn: a file for one image, a directory for several.
         #[arg(long, value_name = "OUT")]
         annotate: Option<PathBuf>,
+        /// Float or int8 form of the model (auto: int8 when the package has it and the CPU has
+        /// dot-product instructions).
+        #[arg(long, value_enum, default_value_t = Precision::Auto)]
+        precision: Precision,
     },
     /// Classify texts with a text model package (task `text-classify`).
     Classify {
@@ -104,6 +108,10 @@ enum Command {
         /// Inference threads (tract matrix products).
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Image models: float or int8 form (auto: int8 when the package has it and the CPU has
+        /// dot-product instructions).
+        #[arg(long, value_enum, default_value_t = Precision::Auto)]
+        precision: Precision,
     },
     /// Serve a model repository over the Open Inference Protocol (KServe v2 REST), as the agent's
     /// fallback host.
@@ -194,9 +202,10 @@ fn main() -> ExitCode {
             image,
             json,
             annotate,
+            precision,
         } => {
             init_logging(&quiet);
-            detect(&model, &image, json, annotate.as_deref())
+            detect(&model, precision, &image, json, annotate.as_deref())
         }
         Command::Classify { model, json, texts } => {
             init_logging(&quiet);
@@ -211,11 +220,18 @@ fn main() -> ExitCode {
             warmup,
             json,
             threads,
+            precision,
         } => {
             init_logging(&quiet);
+            let timing = Timing {
+                runs,
+                warmup,
+                threads,
+                json,
+            };
             with_threads(threads, "bench", || match texts {
-                Some(texts) => bench_text(&model, &texts, batch, runs, json, threads),
-                None => bench(&model, image.as_deref(), runs, warmup, json, threads),
+                Some(texts) => bench_text(&model, &texts, batch, &timing),
+                None => bench(&model, precision, image.as_deref(), &timing),
             })
         }
         Command::Tensor { model, image, out } => tensor(&model, &image, &out),
@@ -240,18 +256,19 @@ fn one_line(e: &anyhow::Error) -> String {
         .join(" ")
 }
 
-fn load_detector(manifest: &Path) -> anyhow::Result<Detector> {
-    let model = Model::from_manifest_path(manifest)?;
+fn load_detector(manifest: &Path, precision: Precision) -> anyhow::Result<Detector> {
+    let model = Model::load(Manifest::from_path(manifest)?.with_precision(precision)?)?;
     Ok(Detector::new(model)?)
 }
 
 fn detect(
     manifest: &Path,
+    precision: Precision,
     images: &[PathBuf],
     json: bool,
     annotate_to: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let detector = load_detector(manifest)?;
+    let detector = load_detector(manifest, precision)?;
     let labels = detector.labels();
     let name = &detector.model().manifest().name;
     let annotate_dir = match annotate_to {
@@ -386,10 +403,14 @@ fn bench_text(
     manifest: &Path,
     file: &Path,
     batch: usize,
-    runs: usize,
-    json: bool,
-    threads: usize,
+    timing: &Timing,
 ) -> anyhow::Result<ExitCode> {
+    let &Timing {
+        runs,
+        warmup,
+        threads,
+        json,
+    } = timing;
     if runs == 0 || batch == 0 {
         bail!("--runs and --batch must be at least 1");
     }
@@ -402,7 +423,7 @@ fn bench_text(
     let started = Instant::now();
     let classifier = TextClassifier::from_manifest_path(manifest)?;
     let load = started.elapsed();
-    for text in texts.iter().take(3) {
+    for text in texts.iter().cycle().take(warmup) {
         classifier.classify(&[text])?;
     }
     let mut single = Vec::with_capacity(runs);
@@ -502,19 +523,31 @@ fn round(v: f32, digits: i32) -> f64 {
     (v as f64 * f).round() / f
 }
 
-fn bench(
-    manifest: &Path,
-    image: Option<&Path>,
+/// How `bench` times a model and prints the result.
+struct Timing {
     runs: usize,
     warmup: usize,
-    json: bool,
     threads: usize,
+    json: bool,
+}
+
+fn bench(
+    manifest: &Path,
+    precision: Precision,
+    image: Option<&Path>,
+    timing: &Timing,
 ) -> anyhow::Result<ExitCode> {
+    let &Timing {
+        runs,
+        warmup,
+        threads,
+        json,
+    } = timing;
     if runs == 0 {
         bail!("--runs must be at least 1");
     }
     let started = Instant::now();
-    let detector = load_detector(manifest)?;
+    let detector = load_detector(manifest, precision)?;
     let load = started.elapsed();
     let m = detector.model().manifest();
     let frame = match image {
@@ -544,7 +577,8 @@ fn bench(
         println!(
             "{}",
             json!({
-                "model": m.name, "input": [m.input.width, m.input.height], "runs": runs, "threads": threads,
+                "model": m.name, "precision": m.precision.name(), "input": [m.input.width, m.input.height],
+                "runs": runs, "threads": threads,
                 "load_ms": ms(load), "inference_p50_ms": ms(infer.p50), "inference_p95_ms": ms(infer.p95),
                 "end_to_end_p50_ms": ms(total.p50), "end_to_end_p95_ms": ms(total.p95),
                 "frames_per_s": total.per_second(), "peak_rss_mib": rss_mib,
@@ -552,8 +586,11 @@ fn bench(
         );
     } else {
         println!(
-            "model {} ({}x{}), {runs} runs after {warmup} warm-up, {threads} thread(s)",
-            m.name, m.input.width, m.input.height
+            "model {} ({}, {}x{}), {runs} runs after {warmup} warm-up, {threads} thread(s)",
+            m.name,
+            m.precision.name(),
+            m.input.width,
+            m.input.height
         );
         println!("| stage | p50 ms | p95 ms |");
         println!("|---|---:|---:|");

@@ -9,5 +9,6 @@ mod detect;
 mod fallback;
 mod host;
 mod mqtt;
+mod profiles;
 mod serve;
 mod text;

@@ -11,6 +11,9 @@ use tract_onnx::pb::ModelProto;
 use crate::graph::{Graph, GraphError};
 use crate::package::Provenance;
 
+/// The file name of a package's int8 (QDQ) form, beside `model.onnx`.
+pub const INT8_FILE: &str = "model.qdq.onnx";
+
 /// Errors while opening or writing a detection package.
 #[derive(Debug, thiserror::Error)]
 pub enum DetectPackageError {
@@ -86,12 +89,15 @@ impl DetectPackage {
 
     /// Writes `model` as `out/model.onnx` and a manifest `out/NAME.model.toml` that is this one
     /// with the new name, description, file, hash and provenance; returns the manifest's path.
+    /// An `int8` form is written as `out/model.qdq.onnx` and named in the manifest's `[int8]`
+    /// table; without one, the manifest has none (a derived graph makes any earlier one stale).
     pub fn write_derived(
         &self,
         out: &Path,
         name: &str,
         description: String,
         model: &ModelProto,
+        int8: Option<&ModelProto>,
         provenance: &Provenance,
     ) -> Result<PathBuf, DetectPackageError> {
         let write = |path: &Path| {
@@ -110,6 +116,16 @@ impl DetectPackage {
         table.insert("description".into(), description.into());
         table.insert("file".into(), "model.onnx".into());
         table.insert("sha256".into(), hex(&bytes).into());
+        table.remove("int8");
+        if let Some(int8) = int8 {
+            let path = out.join(INT8_FILE);
+            let bytes = prost::Message::encode_to_vec(int8);
+            crate::write_atomic(&path, &bytes).map_err(write(&path))?;
+            let mut entry = toml::Table::new();
+            entry.insert("file".into(), INT8_FILE.into());
+            entry.insert("sha256".into(), hex(&bytes).into());
+            table.insert("int8".into(), entry.into());
+        }
         table.insert(
             "provenance".into(),
             toml::Value::try_from(provenance).expect("provenance is plain values"),

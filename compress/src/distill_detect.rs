@@ -364,6 +364,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
             student.manifest.name, teacher.manifest.name
         ),
         &trained,
+        None,
         &provenance,
     )?;
     let tuning: Vec<&Sample> = train.iter().take(TUNING_IMAGES).collect();

@@ -128,6 +128,7 @@ pub fn downscale_package(
         name,
         format!("{} at 1/{factor} resolution inside", package.manifest.name),
         &model,
+        None,
         &provenance,
     )?)
 }

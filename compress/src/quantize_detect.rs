@@ -11,7 +11,7 @@ use std::time::Duration;
 use edgemass::vision::preprocess::{load_image, prepare};
 use tract_onnx::pb::ModelProto;
 
-use crate::detect_package::{DetectPackage, DetectPackageError};
+use crate::detect_package::{DetectPackage, DetectPackageError, INT8_FILE};
 use crate::graph::constants_to_initializers;
 use crate::quantize::calibrate::{self, Method};
 use crate::quantize::static_conv::{self, Candidate, Form, StaticError};
@@ -320,25 +320,19 @@ pub fn quantize_package(
         samples.len(),
         convs.len()
     ));
-    let manifest = package.write_derived(
-        out,
-        name,
-        format!("int8 ({chosen}) of {}", package.manifest.name),
-        model,
-        &provenance,
-    )?;
-    let qdq = out.join("model.qdq.onnx");
     let qdq_model = &forms
         .iter()
         .find(|(f, _)| *f == Form::Qdq.name())
         .expect("the QDQ form is built")
         .1;
-    crate::write_atomic(&qdq, &prost::Message::encode_to_vec(qdq_model)).map_err(|e| {
-        DetectPackageError::File {
-            path: qdq.clone(),
-            reason: e.to_string(),
-        }
-    })?;
+    let manifest = package.write_derived(
+        out,
+        name,
+        format!("int8 ({chosen}) of {}", package.manifest.name),
+        model,
+        Some(qdq_model),
+        &provenance,
+    )?;
     let nnef_missing = match nnef {
         Ok(row) => {
             rows.push(row);
@@ -352,7 +346,7 @@ pub fn quantize_package(
         nnef_missing,
         chosen,
         convs: convs.len(),
+        qdq: out.join(INT8_FILE),
         manifest,
-        qdq,
     })
 }

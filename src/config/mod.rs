@@ -14,6 +14,7 @@ use serde::Deserialize;
 use crate::fallback::band::Band;
 use crate::fallback::breaker::BreakerConfig;
 use crate::model::manifest::{CACHE_ENV, toml_message};
+use crate::model::{Manifest, ManifestError, Precision};
 use crate::track::{LabelThresholds, TrackerConfig};
 
 use raw::{Context, RawCamera, RawConfig, RawEscalation, RawFallback, RawMqtt};
@@ -303,6 +304,10 @@ pub struct CameraConfig {
     pub height: u32,
     /// Model manifest.
     pub model: PathBuf,
+    /// Float or int8 form of the model (the camera's own, else `[inference]`'s).
+    pub precision: Precision,
+    /// `[width, height]` fed to a fully convolutional model instead of its manifest's size.
+    pub input_size: Option<[u32; 2]>,
     /// Skip inference on frames without motion.
     pub motion_gate: bool,
     /// Tracker thresholds.
@@ -312,6 +317,16 @@ pub struct CameraConfig {
 }
 
 impl CameraConfig {
+    /// The camera's model manifest in the form its precision resolves to on this CPU, at the
+    /// camera's input size.
+    pub fn manifest(&self) -> Result<Manifest, ManifestError> {
+        let manifest = Manifest::from_path(&self.model)?.with_precision(self.precision)?;
+        Ok(match self.input_size {
+            Some(size) => manifest.with_input_size(size),
+            None => manifest,
+        })
+    }
+
     /// `path` with any password in a URL replaced by `[redacted]`, for logs.
     pub fn redacted_path(&self) -> String {
         redact_url(&self.path)
@@ -330,6 +345,8 @@ impl fmt::Debug for CameraConfig {
             .field("width", &self.width)
             .field("height", &self.height)
             .field("model", &self.model)
+            .field("precision", &self.precision)
+            .field("input_size", &self.input_size)
             .field("motion_gate", &self.motion_gate)
             .field("tracker", &self.tracker)
             .field("fallback", &self.fallback)
@@ -516,7 +533,7 @@ fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
     let mut names = BTreeSet::new();
     let mut cameras = Vec::with_capacity(raw.camera.len());
     for (index, camera) in raw.camera.iter().enumerate() {
-        let camera = self::camera(index, camera, ctx)?;
+        let camera = self::camera(index, camera, raw.inference.precision, ctx)?;
         if !names.insert(camera.name.clone()) {
             return Err(invalid(
                 format!("camera[{index}].name"),
@@ -750,6 +767,12 @@ fn mqtt(raw: &RawMqtt, device: &Device, ctx: &Context) -> Result<Mqtt, ConfigErr
     if raw.port == 0 {
         return Err(invalid("mqtt.port", "must be between 1 and 65535"));
     }
+    if raw.embedded_broker && !cfg!(feature = "embedded-broker") {
+        return Err(invalid(
+            "mqtt.embedded_broker",
+            "needs a build with the `embedded-broker` feature (board releases leave it out): run a broker such as mosquitto and point mqtt.host at it",
+        ));
+    }
     if raw.embedded_broker && !is_loopback(host) {
         return Err(invalid(
             "mqtt.host",
@@ -846,7 +869,12 @@ fn mqtt(raw: &RawMqtt, device: &Device, ctx: &Context) -> Result<Mqtt, ConfigErr
     })
 }
 
-fn camera(index: usize, raw: &RawCamera, ctx: &Context) -> Result<CameraConfig, ConfigError> {
+fn camera(
+    index: usize,
+    raw: &RawCamera,
+    precision: Precision,
+    ctx: &Context,
+) -> Result<CameraConfig, ConfigError> {
     let key = |field: &str| format!("camera[{index}].{field}");
     if !is_name(&raw.name) {
         return Err(invalid(
@@ -902,6 +930,14 @@ fn camera(index: usize, raw: &RawCamera, ctx: &Context) -> Result<CameraConfig, 
             "must name a model manifest (NAME.model.toml)",
         ));
     }
+    if let Some(size) = raw.input_size
+        && !size.iter().all(|s| s % 32 == 0 && (32..=4096).contains(s))
+    {
+        return Err(invalid(
+            key("input_size"),
+            "must be [width, height], each a multiple of 32 from 32 to 4096",
+        ));
+    }
     let default = thresholds(&key(""), raw.min_score, raw.threshold)?;
     let mut labels = BTreeMap::new();
     for (label, over) in &raw.labels {
@@ -928,6 +964,8 @@ fn camera(index: usize, raw: &RawCamera, ctx: &Context) -> Result<CameraConfig, 
         width: raw.width,
         height: raw.height,
         model: resolve(raw.model.trim(), ctx),
+        precision: raw.precision.unwrap_or(precision),
+        input_size: raw.input_size,
         motion_gate: raw
             .motion_gate
             .unwrap_or(matches!(source, SourceKind::Camera | SourceKind::Stream)),
@@ -1168,6 +1206,10 @@ mod tests {
             ),
             (with_camera_line("threshold = 1.5"), "`camera[0].threshold`"),
             (
+                with_camera_line("input_size = [640, 600]"),
+                "`camera[0].input_size`",
+            ),
+            (
                 format!("{MINIMAL}\n[camera.labels.face]\nmin_score = 0.9\n"),
                 "`camera[0].labels.face.min_score`",
             ),
@@ -1251,6 +1293,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "embedded-broker")]
     fn embedded_broker_accepts_loopback_hosts() {
         for host in ["127.0.0.1", "localhost", "::1"] {
             let text = MINIMAL.replace(
@@ -1636,6 +1679,24 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_precision_overrides_the_inference_default() {
+        let text = MINIMAL.replace(
+            "[[camera]]",
+            "[inference]\nprecision = \"int8\"\n[[camera]]",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.cameras[0].precision, Precision::Int8);
+        let text = text.replace("name = \"front\"", "name = \"front\"\nprecision = \"fp32\"");
+        assert_eq!(parse(&text).unwrap().cameras[0].precision, Precision::Fp32);
+        assert_eq!(
+            parse(MINIMAL).unwrap().cameras[0].precision,
+            Precision::Auto
+        );
+        let err = error(parse(&with_camera_line("precision = \"int4\"")));
+        assert!(err.contains("int4"), "{err}");
+    }
+
+    #[test]
     fn default_config_parses_and_validates() {
         let c = Config::parse(DEFAULT, Path::new("/etc/edgemass"), &[]).unwrap();
         assert_eq!(c.device.id, "edgemass");
@@ -1688,6 +1749,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "embedded-broker")]
     fn demo_profile_runs_without_a_system_broker() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("firmware-config/demo.toml");
         let c = Config::from_path(&path).unwrap();

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{LogFormat, Secret, SourceKind};
+use crate::model::Precision;
 
 /// The whole file, before validation; `Config::try_from` checks it.
 #[derive(Debug, Deserialize)]
@@ -152,11 +153,15 @@ impl Default for RawLog {
 #[serde(default, deny_unknown_fields)]
 pub(super) struct RawInference {
     pub(super) threads: usize,
+    pub(super) precision: Precision,
 }
 
 impl Default for RawInference {
     fn default() -> Self {
-        RawInference { threads: 1 }
+        RawInference {
+            threads: 1,
+            precision: Precision::Auto,
+        }
     }
 }
 
@@ -259,6 +264,10 @@ pub(super) struct RawCamera {
     pub(super) height: u32,
     #[serde(default)]
     pub(super) model: String,
+    #[serde(default)]
+    pub(super) precision: Option<Precision>,
+    #[serde(default)]
+    pub(super) input_size: Option<[u32; 2]>,
     #[serde(default)]
     pub(super) motion_gate: Option<bool>,
     #[serde(default = "default_min_score")]

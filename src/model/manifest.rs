@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::precision::Precision;
+
 /// Environment variable naming the model cache; `{cache}` in a manifest's `file` expands to it.
 pub const CACHE_ENV: &str = "EDGEMASS_MODEL_CACHE";
 
@@ -37,6 +39,12 @@ pub enum ManifestError {
         field: &'static str,
         /// What was expected.
         reason: String,
+    },
+    /// int8 was asked for and the package has no int8 form.
+    #[error("model `{model}` has no [int8] file: ask for precision fp32 or auto")]
+    NoInt8 {
+        /// The model id.
+        model: String,
     },
 }
 
@@ -290,6 +298,25 @@ struct RawManifest {
     thresholds: Thresholds,
     #[serde(default)]
     provenance: Provenance,
+    #[serde(default)]
+    int8: Option<RawInt8>,
+}
+
+/// `[int8]`: the same network quantized to int8, which tract runs with integer kernels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInt8 {
+    file: String,
+    sha256: String,
+}
+
+/// A model file and the sha256 it must have.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelFile {
+    /// The ONNX file.
+    pub file: PathBuf,
+    /// Expected sha256, lowercase hex.
+    pub sha256: String,
 }
 
 /// A validated manifest with its model path resolved.
@@ -315,6 +342,10 @@ pub struct Manifest {
     pub thresholds: Thresholds,
     /// Origin and metrics.
     pub provenance: Provenance,
+    /// The int8 form of the network, if the package has one.
+    pub int8: Option<ModelFile>,
+    /// Which form `file` is.
+    pub precision: Precision,
 }
 
 impl Manifest {
@@ -344,8 +375,12 @@ impl Manifest {
         if raw.name.trim().is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
-        if raw.sha256.len() != 64 || !raw.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let is_sha256 = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+        if !is_sha256(&raw.sha256) {
             return Err(invalid("sha256", "must be 64 hexadecimal digits"));
+        }
+        if raw.int8.as_ref().is_some_and(|i| !is_sha256(&i.sha256)) {
+            return Err(invalid("int8.sha256", "must be 64 hexadecimal digits"));
         }
         if raw.input.width == 0 || raw.input.height == 0 {
             return Err(invalid(
@@ -407,7 +442,22 @@ impl Manifest {
             labels: raw.labels,
             thresholds: raw.thresholds,
             provenance: raw.provenance,
+            int8: raw.int8.map(|i| ModelFile {
+                file: resolve_file(&i.file, dir, cache),
+                sha256: i.sha256.to_ascii_lowercase(),
+            }),
+            precision: Precision::Fp32,
         })
+    }
+}
+
+impl Manifest {
+    /// This manifest feeding `[width, height]` instead of its own input size, for fully
+    /// convolutional models; loading a model whose graph fixes its size then fails naming both.
+    pub fn with_input_size(mut self, [width, height]: [u32; 2]) -> Manifest {
+        self.input.width = width;
+        self.input.height = height;
+        self
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod declared;
 pub mod manifest;
 pub mod npy;
+pub mod precision;
 pub(crate) mod quirks;
 pub mod threads;
 
@@ -16,6 +17,7 @@ use tract_onnx::pb::{self, ModelProto};
 use tract_onnx::prelude::*;
 
 pub use manifest::{Manifest, ManifestError};
+pub use precision::Precision;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TextConfig};
-use crate::model::Model;
+use crate::model::{Model, ModelError};
 use crate::observe::stats::{CameraCounters, Registry};
 use crate::publish::broker;
 use crate::publish::client::{self, Outgoing, Settings};
@@ -104,7 +104,20 @@ pub async fn run(
         cameras
             .iter()
             .map(|c| {
-                Model::from_manifest_path(&c.model)
+                c.manifest()
+                    .map_err(ModelError::from)
+                    .and_then(Model::load)
+                    .inspect(|m| {
+                        let m = m.manifest();
+                        tracing::info!(
+                            camera = %c.name,
+                            "model {} ({}, {}x{})",
+                            m.name,
+                            m.precision.name(),
+                            m.input.width,
+                            m.input.height
+                        );
+                    })
                     .map_err(DetectError::from)
                     .and_then(Detector::new)
                     .map_err(|source| AgentError::Model {

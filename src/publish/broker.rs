@@ -19,6 +19,11 @@ pub enum BrokerError {
         /// The bind failure.
         source: std::io::Error,
     },
+    /// This build has no broker in it.
+    #[error(
+        "this edgemass was built without the `embedded-broker` feature: run a broker such as mosquitto and point mqtt.host at it"
+    )]
+    NotBuilt,
     /// rumqttd refused its configuration.
     #[error("embedded broker configuration rejected: {reason}")]
     Config {
@@ -30,7 +35,15 @@ pub enum BrokerError {
 /// Largest message the embedded broker accepts: snapshots are JPEGs of whole frames.
 pub const MAX_PAYLOAD: usize = 8 * 1024 * 1024;
 
+/// Without the `embedded-broker` feature there is no broker to start (the config check refuses
+/// `mqtt.embedded_broker = true` first).
+#[cfg(not(feature = "embedded-broker"))]
+pub fn start(_addr: SocketAddr) -> Result<(), BrokerError> {
+    Err(BrokerError::NotBuilt)
+}
+
 /// Starts rumqttd on `addr` in a background thread; it lives until the process exits.
+#[cfg(feature = "embedded-broker")]
 pub fn start(addr: SocketAddr) -> Result<(), BrokerError> {
     if !addr.ip().is_loopback() {
         return Err(BrokerError::NotLoopback { addr });

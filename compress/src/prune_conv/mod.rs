@@ -282,6 +282,7 @@ pub fn prune_package(
         name,
         format!("{} pruned ({plan})", package.manifest.name),
         &pruned.model,
+        None,
         &provenance,
     )?;
     Ok((pruned, path))
