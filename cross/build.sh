@@ -6,16 +6,12 @@
 #   targets: aarch64-unknown-linux-gnu (Pi 4/5 64-bit, Jetson), armv7-unknown-linux-gnueabihf
 #   (Pi OS 32-bit); default both.
 # Env:  FEATURES  cargo features (default "camera"; FEATURES= drops the V4L2 camera backend, which
-#                 needs libclang and the target's kernel headers, and keeps every other source;
-#                 add embedded-broker for the zero-install demo's broker)
+#                 needs libclang and the target's kernel headers, and keeps every other source)
+#                 (add embedded-broker for the zero-install demo's broker)
 #       PROFILE   cargo profile (default release: fat LTO, stripped)
-#       GLIBC     e.g. 2.31: link against that glibc with cargo-zigbuild and zig instead of
-#                 Debian's cross linkers, for Pi OS bullseye and JetPack 5 (Ubuntu 20.04); the
-#                 artifacts' names carry "glibc2.31" and the build has its own target directory
 # Needs: Debian's gcc-aarch64-linux-gnu / gcc-arm-linux-gnueabihf (+ libc6-dev-*-cross),
-#        libclang-dev for the camera backend, cargo-deb (`cargo install cargo-deb`) for the .deb;
-#        with GLIBC, `cargo install cargo-zigbuild` and `pip install ziglang`.
-# Without GLIBC the binaries need glibc 2.35 or later (Debian 12, Ubuntu 22.04, Pi OS bookworm).
+#        libclang-dev for the camera backend, cargo-deb (`cargo install cargo-deb`) for the .deb.
+# The binaries link glibc 2.35 or later (Debian 12, Ubuntu 22.04, Pi OS bookworm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,26 +19,8 @@ targets=("$@")
 ((${#targets[@]})) || targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 features="${FEATURES-camera}"
 profile="${PROFILE:-release}"
-glibc="${GLIBC:-}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-build=(cargo build)
-suffix=""
-if [ -n "$glibc" ]; then
-  if ! command -v cargo-zigbuild >/dev/null; then
-    echo "cross/build.sh: GLIBC=$glibc needs cargo-zigbuild: cargo install cargo-zigbuild" >&2
-    exit 1
-  fi
-  if ! command -v zig >/dev/null && ! python3 -m ziglang version >/dev/null 2>&1; then
-    echo "cross/build.sh: GLIBC=$glibc needs zig: pip install ziglang" >&2
-    exit 1
-  fi
-  build=(cargo zigbuild)
-  suffix="-glibc$glibc"
-  # Objects built by zig must not mix with those of Debian's linkers.
-  target_dir="$target_dir/glibc$glibc"
-  export CARGO_TARGET_DIR="$target_dir"
-fi
 mkdir -p dist
 
 for target in "${targets[@]}"; do
@@ -51,34 +29,29 @@ for target in "${targets[@]}"; do
     armv7-unknown-linux-gnueabihf) gnu=arm-linux-gnueabihf; deb_arch=armhf ;;
     *) echo "cross/build.sh: unknown target $target (aarch64-unknown-linux-gnu or armv7-unknown-linux-gnueabihf)" >&2; exit 2 ;;
   esac
+  if ! command -v "$gnu-gcc" >/dev/null; then
+    echo "cross/build.sh: $gnu-gcc not found: apt-get install gcc-$gnu" >&2
+    exit 1
+  fi
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
   env_target="${target//-/_}"
   upper="${env_target^^}"
-  build_target="$target"
-  if [ -n "$glibc" ]; then
-    build_target="$target.$glibc"
-  else
-    if ! command -v "$gnu-gcc" >/dev/null; then
-      echo "cross/build.sh: $gnu-gcc not found: apt-get install gcc-$gnu" >&2
-      exit 1
-    fi
-    export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
-    export "CC_${env_target}=$gnu-gcc"
-    export "AR_${env_target}=$gnu-ar"
-  fi
+  export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
+  export "CC_${env_target}=$gnu-gcc"
+  export "AR_${env_target}=$gnu-ar"
   # bindgen (camera backend) must parse the target's headers, not the host's.
   export "BINDGEN_EXTRA_CLANG_ARGS_${env_target}=--target=$gnu -I/usr/$gnu/include"
 
-  echo "== $build_target ($profile, features: ${features:-none})"
+  echo "== $target ($profile, features: ${features:-none})"
   started=$SECONDS
-  "${build[@]}" -p edgemass --bin edgemass --locked --target "$build_target" --profile "$profile" \
+  cargo build -p edgemass --bin edgemass --locked --target "$target" --profile "$profile" \
     --no-default-features ${features:+--features "$features"}
   out_dir="$profile"
   [ "$profile" = dev ] && out_dir=debug
   binary="$target_dir/$target/$out_dir/edgemass"
   echo "built in $((SECONDS - started)) s: $(stat -c %s "$binary") bytes"
 
-  stage="dist/edgemass-$version-$target$suffix"
+  stage="dist/edgemass-$version-$target"
   rm -rf "$stage"
   mkdir -p "$stage/models/students" "$stage/firmware-config"
   cp "$binary" "$stage/"
@@ -90,10 +63,8 @@ for target in "${targets[@]}"; do
   rm -rf "$stage"
 
   if command -v cargo-deb >/dev/null; then
-    deb_version="$version${glibc:++glibc$glibc}"
     cargo deb -p edgemass --no-build --no-strip --target "$target" --profile "$profile" \
-      ${glibc:+--variant "glibc${glibc//./-}"} --deb-version "$deb_version" \
-      --output "dist/edgemass_${deb_version}_${deb_arch}.deb"
+      --deb-version "$version" --output "dist/edgemass_${version}_${deb_arch}.deb"
   else
     echo "cross/build.sh: cargo-deb not installed; skipping the .deb (cargo install cargo-deb)" >&2
   fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the release artifacts of cross/build.sh: each cross-built binary runs a real model on a
 # real photo under qemu-user and must report the same detections as the host build (same count
-# and labels, scores within 0.002, box corners within 1 px), and each .deb must hold the binary
+# and labels, scores and box corners within the tolerance of `compare`), and each .deb must hold the binary
 # for its architecture, the systemd unit, the default config and the model manifests.
 #
 # Usage: cross/check.sh HOST_EDGEMASS [TARGET...]   (after cross/build.sh; needs qemu-user)
@@ -21,20 +21,23 @@ runs=(blazeface-256:fp32 ppocr-det:fp32 ppocr-det-student:fp32 ppocr-det-student
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-# compare HOST_JSON CROSS_JSON LABEL: same detections within the stated tolerance.
+# compare HOST_JSON CROSS_JSON LABEL PRECISION: same detections within the stated tolerance: float
+# scores within 0.002 and boxes within 1 px; int8 (each CPU's integer kernels round their
+# requantization their own way) scores within 0.02 and boxes within 4 px.
 compare() {
-  python3 - "$1" "$2" "$3" <<'PY'
+  python3 - "$1" "$2" "$3" "$4" <<'PY'
 import json, sys
 host = [json.loads(l) for l in open(sys.argv[1])]
 cross = [json.loads(l) for l in open(sys.argv[2])]
 label = sys.argv[3]
+max_score, max_box = (0.02, 4.0) if sys.argv[4] == "int8" else (0.002, 1.0)
 assert len(host) == len(cross) > 0, f"{label}: {len(cross)} detections, host {len(host)}"
 worst_score = worst_box = 0.0
 for h, c in zip(host, cross):
     assert h["label"] == c["label"], (h, c)
     worst_score = max(worst_score, abs(h["score"] - c["score"]))
     worst_box = max(worst_box, max(abs(a - b) for a, b in zip(h["box"], c["box"])))
-assert worst_score <= 0.002 and worst_box <= 1.0, f"{label}: score diff {worst_score}, box diff {worst_box}"
+assert worst_score <= max_score and worst_box <= max_box, f"{label}: score diff {worst_score}, box diff {worst_box}"
 print(f"{label}: {len(cross)} detections match the host (max score diff {worst_score:.4f}, max box diff {worst_box:.2f} px)")
 PY
 }
@@ -64,7 +67,7 @@ for target in "${targets[@]}"; do
       model="${run%:*}" precision="${run#*:}"
       "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" detect --model "models/$model.model.toml" \
         --precision "$precision" --image "$photo" --json > "$work/$target-$cpu-$run.json"
-      compare "$work/host-$model-$precision.json" "$work/$target-$cpu-$run.json" "$target ($cpu) $model $precision"
+      compare "$work/host-$model-$precision.json" "$work/$target-$cpu-$run.json" "$target ($cpu) $model $precision" "$precision"
     done
     # `auto` takes the int8 form exactly where the CPU has dot-product instructions.
     "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" bench --model models/ppocr-det-student.model.toml \
