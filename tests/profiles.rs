@@ -1,5 +1,6 @@
 //! The board profiles in `firmware-config/`: each loads, and every camera's model loads in the
-//! form and at the input size the profile asks for and runs on a real photo.
+//! form and at the input size the profile asks for and runs on a real photo (the text-region
+//! student must find the bus's lettering).
 
 use edgemass::config::Config;
 use edgemass::model::{Model, Precision};
@@ -33,12 +34,15 @@ fn resolved() -> Vec<(String, String, String, Precision, [u32; 2])> {
                 .and_then(Detector::new)
                 .unwrap_or_else(|e| panic!("{profile} {}: {e}", camera.name));
             let found = detector.detect(&frame).unwrap();
-            assert!(
-                found.detections.iter().all(|d| d.score.is_finite()),
-                "{profile} {}",
-                camera.name
-            );
             let model = detector.model().manifest().name.clone();
+            // The lettering on the bus: the student finds it in both forms and at both sizes.
+            if model == "ppocr-det-student" {
+                assert!(
+                    !found.detections.is_empty(),
+                    "{profile} {}: no text regions on bus.jpg",
+                    camera.name
+                );
+            }
             seen.push((profile.clone(), camera.name.clone(), model, precision, size));
         }
     }
