@@ -4,7 +4,10 @@
 //! labels, plus unlabelled Guardian headlines); its logits are cached on disk as JSON lines beside
 //! the texts, which the student tokenizes itself (its vocabulary may be pruned). Training streams
 //! that file in chunks, so the data set never has to fit in memory, and minimises `T²·KL(teacher/T ‖ student/T) + α·cross-entropy` (the task term only on
-//! labelled rows). Checkpoints let an interrupted run resume at the step it reached; the optimiser's
+//! labelled rows) `+ β·MSE(student pooled vector, teacher pooled vector)` when asked: the pooled
+//! vector the head reads carries far more of what the teacher knows than its two logits. More
+//! texts for the teacher to label can be made from the training reviews (`augment`).
+//! Checkpoints let an interrupted run resume at the step it reached; the optimiser's
 //! moments restart from zero on resume.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -77,6 +80,12 @@ pub struct Options {
     pub alpha: f64,
     /// Seed of the split and the shuffles (the split matches `train-text` with the same seed).
     pub seed: u64,
+    /// Variants of every labelled training text (words dropped, swapped, cut to a span; see
+    /// [`crate::augment`]) added as unlabelled texts for the teacher to label (0: none).
+    pub augment: usize,
+    /// Weight `β` of the mean squared error between the student's and the teacher's pooled
+    /// vectors (0: logits only). The student's hidden size must be the teacher's.
+    pub hidden_weight: f64,
     /// Use only the first N labelled training texts.
     pub train_limit: Option<usize>,
     /// Use only the first N unlabelled texts.
@@ -110,6 +119,8 @@ impl Options {
             learning_rate: 1e-4,
             temperature: 2.0,
             alpha: 0.5,
+            augment: 0,
+            hidden_weight: 0.0,
             seed: 42,
             train_limit: None,
             unlabelled_limit: None,
@@ -158,13 +169,16 @@ pub struct Report {
     pub manifest: Option<PathBuf>,
 }
 
-/// One line of the teacher cache: the text, its label when known, the teacher's logits. Texts,
-/// not ids, are cached because the student may have a pruned vocabulary.
+/// One line of the teacher cache: the text, its label when known, the teacher's logits and, for
+/// hidden-state distillation, its pooled vector. Texts, not ids, are cached because the student
+/// may have a pruned vocabulary.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Cached {
     text: String,
     label: Option<u32>,
     logits: Vec<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pooled: Option<Vec<f32>>,
 }
 
 /// A cached row tokenized for the student.
@@ -173,6 +187,7 @@ struct Row {
     ids: Vec<u32>,
     label: Option<u32>,
     logits: Vec<f32>,
+    pooled: Option<Vec<f32>>,
 }
 
 /// Tokenizes cached rows with the student's tokenizer.
@@ -186,6 +201,7 @@ fn tokenized(student: &TextPackage, cached: Vec<Cached>) -> Result<Vec<Row>, Dis
             ids,
             label: c.label,
             logits: c.logits,
+            pooled: c.pooled,
         })
         .collect())
 }
@@ -208,6 +224,12 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
             "epochs and batch size must be at least 1, the temperature above 0".into(),
         ));
     }
+    if !(options.hidden_weight >= 0.0 && options.hidden_weight.is_finite()) {
+        return Err(DistillError::Options(format!(
+            "the hidden-state weight must be 0 or more, not {}",
+            options.hidden_weight
+        )));
+    }
     let device = Device::Cpu;
     let teacher = TextPackage::open(&options.teacher)?;
     let student = TextPackage::open(&options.student)?;
@@ -224,6 +246,18 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
             student.model.display()
         ))
     })?;
+    if options.hidden_weight > 0.0 {
+        let (theirs, ours) = (
+            teacher.encoder()?.encoder.config.hidden_size,
+            model.encoder.config.hidden_size,
+        );
+        if theirs != ours {
+            return Err(DistillError::Options(format!(
+                "hidden-state distillation needs the student's hidden size ({ours}) to be the \
+                 teacher's ({theirs}); set the hidden-state weight to 0"
+            )));
+        }
+    }
     std::fs::create_dir_all(&options.work).map_err(|e| file_error(&options.work, e))?;
 
     let (train_file, test_file) = teacher_cache(options, &teacher)?;
@@ -304,9 +338,9 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
                     options.learning_rate * (total + 1 - step) as f64 / (total + 1 - warmup) as f64
                 };
                 optimizer.set_learning_rate(lr);
-                let (batch, teacher_logits, labels, mask) = tensors(rows, &device)?;
-                let logits = net.logits(&net.embed(&batch, true)?)?;
-                let loss = loss(&logits, &teacher_logits, &labels, &mask, options)?;
+                let batch = tensors(rows, &device)?;
+                let pooled = net.embed(&batch.inputs, true)?;
+                let loss = loss(&net.logits(&pooled)?, &pooled, &batch, options)?;
                 optimizer.backward_step(&loss)?;
                 bar.set_message(format!("loss {:.4}", loss.to_scalar::<f32>()?));
                 bar.inc(1);
@@ -335,10 +369,13 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let (mut encoder, mut head) = (model.encoder.clone(), head);
     net.write_back(&mut encoder, &mut head)?;
     let mut provenance = student.derived_provenance(format!(
-        "distill: {} epochs over {examples} texts ({labelled} labelled), T {}, alpha {}, lr {}, batch {}",
+        "distill: {} epochs over {examples} texts ({labelled} labelled, {} variants each), T {}, \
+         alpha {}, hidden-state weight {}, lr {}, batch {}",
         options.epochs,
+        options.augment,
         options.temperature,
         options.alpha,
+        options.hidden_weight,
         options.learning_rate,
         options.batch_size
     ));
@@ -371,32 +408,47 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     Ok(report(&after, step.saturating_sub(start), Some(manifest)))
 }
 
-/// The distillation loss of a batch.
+/// The distillation loss of a batch, given the student's logits and pooled vectors.
 fn loss(
     logits: &Tensor,
-    teacher: &Tensor,
-    labels: &Tensor,
-    mask: &Tensor,
+    pooled: &Tensor,
+    batch: &BatchTensors,
     options: &Options,
 ) -> candle_core::Result<Tensor> {
     let t = options.temperature;
     let student_log = candle_nn::ops::log_softmax(&(logits / t)?, D::Minus1)?;
-    let teacher_log = candle_nn::ops::log_softmax(&(teacher / t)?, D::Minus1)?;
+    let teacher_log = candle_nn::ops::log_softmax(&(&batch.teacher / t)?, D::Minus1)?;
     let kl = (teacher_log.exp()? * (teacher_log - student_log)?)?
         .sum(D::Minus1)?
         .mean_all()?;
-    let kl = (kl * (t * t))?;
-    let labelled = mask.sum_all()?.to_scalar::<f32>()?;
+    let mut total = (kl * (t * t))?;
+    if let (true, Some(theirs)) = (options.hidden_weight > 0.0, &batch.pooled) {
+        let mse = (pooled - theirs)?.sqr()?.mean_all()?;
+        total = (total + (mse * options.hidden_weight)?)?;
+    }
+    let labelled = batch.mask.sum_all()?.to_scalar::<f32>()?;
     if options.alpha == 0.0 || labelled == 0.0 {
-        return Ok(kl);
+        return Ok(total);
     }
     let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let picked = log_probs.gather(&labels.unsqueeze(1)?, 1)?.squeeze(1)?;
-    let ce = ((picked * mask)?.sum_all()? * (-1.0 / f64::from(labelled)))?;
-    kl + (ce * options.alpha)?
+    let picked = log_probs
+        .gather(&batch.labels.unsqueeze(1)?, 1)?
+        .squeeze(1)?;
+    let ce = ((picked * &batch.mask)?.sum_all()? * (-1.0 / f64::from(labelled)))?;
+    total + (ce * options.alpha)?
 }
 
-type BatchTensors = (net::Batch, Tensor, Tensor, Tensor);
+/// A batch of rows as tensors: the student's inputs and what the teacher said.
+struct BatchTensors {
+    inputs: net::Batch,
+    /// Teacher logits `[batch, classes]`.
+    teacher: Tensor,
+    /// Teacher pooled vectors `[batch, hidden]`, when every row has one.
+    pooled: Option<Tensor>,
+    /// Labels (0 where unknown) and the mask of labelled rows.
+    labels: Tensor,
+    mask: Tensor,
+}
 
 fn tensors(rows: &[Row], device: &Device) -> candle_core::Result<BatchTensors> {
     let len = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
@@ -409,7 +461,7 @@ fn tensors(rows: &[Row], device: &Device) -> candle_core::Result<BatchTensors> {
             })
             .collect()
     };
-    let batch = net::batch(
+    let inputs = net::batch(
         &padded(&|x| x),
         &padded(&|_| 1),
         &vec![vec![0; len]; rows.len()],
@@ -428,12 +480,28 @@ fn tensors(rows: &[Row], device: &Device) -> candle_core::Result<BatchTensors> {
         .iter()
         .map(|r| f32::from(u8::from(r.label.is_some())))
         .collect();
-    Ok((
-        batch,
+    let pooled = match rows
+        .iter()
+        .map(|r| r.pooled.as_deref())
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(vectors) if !vectors.is_empty() => {
+            let width = vectors[0].len();
+            Some(Tensor::from_vec(
+                vectors.concat(),
+                (rows.len(), width),
+                device,
+            )?)
+        }
+        _ => None,
+    };
+    Ok(BatchTensors {
+        inputs,
         teacher,
-        Tensor::new(labels.as_slice(), device)?,
-        Tensor::new(mask.as_slice(), device)?,
-    ))
+        pooled,
+        labels: Tensor::new(labels.as_slice(), device)?,
+        mask: Tensor::new(mask.as_slice(), device)?,
+    })
 }
 
 struct Measured {
@@ -456,13 +524,13 @@ fn held_out(
         .map(|c| c.iter().map(|&i| rows[i].clone()).collect())
         .collect();
     for chunk in &batches {
-        let (batch, teacher, labels, mask) = tensors(chunk, device)?;
-        let logits = net.logits(&net.embed(&batch, false)?)?;
-        loss_sum +=
-            f64::from(loss(&logits, &teacher, &labels, &mask, options)?.to_scalar::<f32>()?)
-                * chunk.len() as f64;
+        let batch = tensors(chunk, device)?;
+        let pooled = net.embed(&batch.inputs, false)?;
+        let logits = net.logits(&pooled)?;
+        loss_sum += f64::from(loss(&logits, &pooled, &batch, options)?.to_scalar::<f32>()?)
+            * chunk.len() as f64;
         let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
-        let taught = teacher.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let taught = batch.teacher.argmax(D::Minus1)?.to_vec1::<u32>()?;
         for ((p, t), row) in predicted.iter().zip(&taught).zip(chunk) {
             right += usize::from(Some(*p) == row.label);
             agree += usize::from(p == t);
@@ -483,11 +551,14 @@ fn teacher_cache(
     options: &Options,
     teacher: &TextPackage,
 ) -> Result<(PathBuf, PathBuf), DistillError> {
+    let hidden = options.hidden_weight > 0.0;
     let key = format!(
-        "{}-s{}-t{}-u{}-h{}",
+        "{}-s{}-t{}-a{}{}-u{}-h{}",
         &teacher.sha256[..16],
         options.seed,
         options.train_limit.map_or("all".into(), |n| n.to_string()),
+        options.augment,
+        if hidden { "-pooled" } else { "" },
         match &options.unlabelled {
             None => "none".into(),
             Some(_) => options
@@ -508,10 +579,16 @@ fn teacher_cache(
         options.limits(),
     )?;
     let test = corpus.test;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let variants = {
+        let reviews: Vec<&str> = corpus.train.iter().map(|e| e.text.as_str()).collect();
+        crate::augment::variants(&reviews, options.augment, &mut rng)
+    };
     let mut texts: Vec<(String, Option<u32>)> = corpus
         .train
         .into_iter()
         .map(|e| (e.text, Some(e.label as u32)))
+        .chain(variants.into_iter().map(|v| (v, None)))
         .chain(corpus.unlabelled.into_iter().map(|h| (h, None)))
         .collect();
     if texts.is_empty() || test.is_empty() {
@@ -519,12 +596,27 @@ fn teacher_cache(
             "no training or held-out texts left after the limits".into(),
         ));
     }
-    texts.shuffle(&mut rand::rngs::StdRng::seed_from_u64(options.seed));
+    texts.shuffle(&mut rng);
     let test: Vec<(String, Option<u32>)> = test
         .into_iter()
         .map(|e| (e.text, Some(e.label as u32)))
         .collect();
-    let plan = teacher.plan("logits")?;
+    let plan = if hidden {
+        let imported = teacher.encoder()?;
+        let head = imported.head.as_ref().ok_or_else(|| {
+            DistillError::Options(format!(
+                "{} has no classification head",
+                teacher.model.display()
+            ))
+        })?;
+        let graph = crate::bert::onnx::classifier(&imported.encoder, imported.pooling, head);
+        teacher.plan_graph(
+            &graph,
+            &[crate::bert::onnx::LOGITS, crate::bert::onnx::POOLED],
+        )?
+    } else {
+        teacher.plan(crate::bert::onnx::LOGITS)?
+    };
     let bar = crate::progress_bar(
         options.progress,
         (texts.len() + test.len()) as u64,
@@ -549,12 +641,17 @@ fn write_teacher_rows(
     let mut out = BufWriter::new(file);
     for chunk in rows.chunks(32) {
         let texts: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
-        let logits = teacher.run(plan, &texts)?;
+        let mut outputs = teacher
+            .run_ids_all(plan, &teacher.tokenize(&texts)?)?
+            .into_iter();
+        let logits = outputs.next().unwrap_or_default();
+        let mut pooled = outputs.next().map(Vec::into_iter);
         for ((text, label), logits) in chunk.iter().zip(logits) {
             let row = Cached {
                 text: text.clone(),
                 label: *label,
                 logits,
+                pooled: pooled.as_mut().and_then(Iterator::next),
             };
             serde_json::to_writer(&mut out, &row).map_err(|e| DistillError::File {
                 path: path.to_owned(),

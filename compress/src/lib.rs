@@ -1,6 +1,7 @@
 //! edgemass-compress: reads ONNX teachers and BERT-family checkpoints, and (as passes land)
 //! prunes, distills and quantizes them into students for edgemass.
 
+pub mod augment;
 pub mod bert;
 pub mod detect_package;
 pub mod distill;

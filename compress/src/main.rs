@@ -477,6 +477,14 @@ struct Distill {
     /// Weight of the cross-entropy on labelled texts.
     #[arg(long, default_value_t = 0.5)]
     alpha: f64,
+    /// Variants of every labelled training text (words dropped, swapped, cut to a span) for the
+    /// teacher to label, as extra unlabelled texts.
+    #[arg(long, default_value_t = 0)]
+    augment: usize,
+    /// Weight of the mean squared error between the student's and the teacher's pooled vectors
+    /// (0: logits only; the hidden sizes must match).
+    #[arg(long, default_value_t = 0.0)]
+    hidden_weight: f64,
     /// Seed of the split and the shuffles.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -920,6 +928,8 @@ fn distill(args: &Distill) -> Result<String, distill::DistillError> {
     options.learning_rate = args.lr;
     options.temperature = args.temperature;
     options.alpha = args.alpha;
+    options.augment = args.augment;
+    options.hidden_weight = args.hidden_weight;
     options.seed = args.seed;
     options.train_limit = args.train_limit;
     options.unlabelled_limit = args.unlabelled_limit;

@@ -86,6 +86,12 @@ pub struct DistillStep {
     pub temperature: f64,
     /// Weight of the cross-entropy on labelled texts.
     pub alpha: f64,
+    /// Variants of every labelled training text for the teacher to label (default 0).
+    #[serde(default)]
+    pub augment: usize,
+    /// Weight of the mean squared error between pooled vectors (default 0: logits only).
+    #[serde(default)]
+    pub hidden_weight: f64,
 }
 
 /// The `[quantize]` table.
@@ -280,6 +286,8 @@ pub fn run(
         options.learning_rate = d.lr;
         options.temperature = d.temperature;
         options.alpha = d.alpha;
+        options.augment = d.augment;
+        options.hidden_weight = d.hidden_weight;
         options.seed = recipe.seed;
         options.progress = progress;
         say(format!("distilling for {} epochs", d.epochs));

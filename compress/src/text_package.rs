@@ -63,7 +63,7 @@ pub struct TextPackage {
     tokenizer: Tokenizer,
 }
 
-/// A model optimised by tract, returning one named output.
+/// A model optimised by tract, returning the named outputs.
 pub type Plan = std::sync::Arc<TypedRunnableModel>;
 
 impl TextPackage {
@@ -159,10 +159,24 @@ impl TextPackage {
     /// Loads the model for `output` (`logits` or `scores`).
     pub fn plan(&self, output: &str) -> Result<Plan, PackageError> {
         let tract = self.tract_error();
-        tract_onnx::onnx()
+        let model = tract_onnx::onnx()
             .model_for_path(&self.model)
-            .map_err(&tract)?
-            .with_outputs_by_name([output])
+            .map_err(&tract)?;
+        self.optimized(model, &[output])
+    }
+
+    /// Loads `graph`, a graph of this package's encoder, for the named outputs or inner tensors.
+    pub fn plan_graph(&self, graph: &ModelProto, outputs: &[&str]) -> Result<Plan, PackageError> {
+        let model = tract_onnx::onnx()
+            .model_for_proto_model(graph)
+            .map_err(self.tract_error())?;
+        self.optimized(model, outputs)
+    }
+
+    fn optimized(&self, model: InferenceModel, outputs: &[&str]) -> Result<Plan, PackageError> {
+        let tract = self.tract_error();
+        model
+            .with_outputs_by_name(outputs)
             .map_err(&tract)?
             .into_optimized()
             .map_err(&tract)?
@@ -195,6 +209,15 @@ impl TextPackage {
 
     /// One output row per token sequence; the batch is padded to its longest.
     pub fn run_ids(&self, plan: &Plan, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, PackageError> {
+        Ok(self.run_ids_all(plan, rows)?.swap_remove(0))
+    }
+
+    /// Every output of `plan`, one row per token sequence each.
+    pub fn run_ids_all(
+        &self,
+        plan: &Plan,
+        rows: &[Vec<u32>],
+    ) -> Result<Vec<Vec<Vec<f32>>>, PackageError> {
         let tract = self.tract_error();
         let (b, s) = (rows.len(), rows.iter().map(Vec::len).max().unwrap_or(0));
         let mut ids = vec![0i64; b * s];
@@ -210,11 +233,15 @@ impl TextPackage {
         };
         let inputs = tvec![tensor(&ids)?, tensor(&mask)?, tensor(&vec![0; b * s])?];
         let out = plan.run(inputs).map_err(&tract)?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(&tract)?;
-        Ok(view
-            .outer_iter()
-            .map(|row| row.iter().copied().collect())
-            .collect())
+        out.iter()
+            .map(|output| {
+                let view = output.to_plain_array_view::<f32>().map_err(&tract)?;
+                Ok(view
+                    .outer_iter()
+                    .map(|row| row.iter().copied().collect())
+                    .collect())
+            })
+            .collect()
     }
 
     fn tract_error(&self) -> impl Fn(TractError) -> PackageError + use<> {

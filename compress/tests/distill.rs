@@ -76,6 +76,65 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
 }
 
 #[test]
+fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
+    let teacher = small_teacher(dir.path());
+    let plan = Plan {
+        layers: Some(vec![5]),
+        heads: Some(6),
+        ffn: Some(0.25),
+        ..Plan::default()
+    };
+    let student = prune_package(&teacher, &plan, &dir.path().join("pruned"), "pruned").unwrap();
+
+    let mut options = Options::new(&teacher, &student, &data, &dir.path().join("student"));
+    options.train_limit = Some(160);
+    options.test_limit = Some(100);
+    options.augment = 2;
+    options.hidden_weight = 1.0;
+    options.epochs = 2;
+    options.batch_size = 16;
+    options.learning_rate = 3e-4;
+    options.checkpoint_every = 0;
+
+    options.hidden_weight = -1.0;
+    let e = distill::distill(&options).unwrap_err().to_string();
+    assert!(e.contains("hidden-state weight must be 0 or more"), "{e}");
+    options.hidden_weight = 1.0;
+
+    let report = distill::distill(&options).unwrap();
+    eprintln!("{report:?}");
+    assert_eq!(report.labelled, 160);
+    assert!(
+        report.examples > 160 + 280 && report.examples <= 160 * 3,
+        "{} texts from 160 reviews and 2 variants of each",
+        report.examples
+    );
+    assert!(
+        report.held_out_loss.1 < report.held_out_loss.0 * 0.95,
+        "held-out loss {:?}",
+        report.held_out_loss
+    );
+    let cache = std::fs::read_dir(&options.work)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy()
+                .ends_with("-a2-pooled-unone-h100-train.jsonl")
+        })
+        .expect("a cache of pooled vectors");
+    let first = std::fs::read_to_string(&cache).unwrap();
+    let row: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    assert_eq!(row["pooled"].as_array().map(Vec::len), Some(384), "{row}");
+    let text = std::fs::read_to_string(report.manifest.unwrap()).unwrap();
+    assert!(
+        text.contains("2 variants each") && text.contains("hidden-state weight 1"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_vision_package_is_not_a_student() {
     let dir = tempfile::tempdir().unwrap();
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");

@@ -176,3 +176,27 @@ fn bad_recipes_are_refused_with_the_reason() {
         .to_string();
     assert!(e.contains("missing.model.toml"), "{e}");
 }
+
+#[test]
+fn the_shipped_text_recipes_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let mut loaded = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if edgemass_compress::recipe_detect::is_detect(&text) {
+            continue;
+        }
+        let recipe = Recipe::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        loaded.push(recipe.name);
+    }
+    loaded.sort();
+    assert_eq!(
+        loaded,
+        [
+            "minilm-sentiment-accurate",
+            "minilm-sentiment-fast",
+            "minilm-sentiment-hidden"
+        ]
+    );
+}

@@ -36,6 +36,8 @@ pub const EMBEDDING: &str = "sentence_embedding";
 pub const LOGITS: &str = "logits";
 /// Softmax of the logits.
 pub const SCORES: &str = "scores";
+/// The pooled vector a classifier's head reads, named so distillation can ask tract for it.
+pub const POOLED: &str = "pooled";
 
 /// Opset the graph is written for (LayerNormalization needs 17).
 const OPSET: i64 = 17;
@@ -145,7 +147,8 @@ pub fn to_onnx(encoder: &Encoder, export: Export) -> ModelProto {
             g.output(EMBEDDING, DataType::Float, &[batch, width]);
         }
         Some(head) => {
-            let logits = linear(&mut g, "head", &pooled, head);
+            g.named_node("Identity", &[&pooled], &[], POOLED);
+            let logits = linear(&mut g, "head", POOLED, head);
             g.named_node("Identity", &[&logits], &[], LOGITS);
             g.named_node("Softmax", &[LOGITS], &[("axis", Attr::Int(-1))], SCORES);
             let classes = Dim::Fixed(head.bias.data.len() as i64);
