@@ -240,12 +240,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         )));
     }
     let model = student.encoder()?;
-    let head = model.head.clone().ok_or_else(|| {
-        DistillError::Options(format!(
-            "{} has no classification head",
-            student.model.display()
-        ))
-    })?;
+    let head = head(&model, &student)?.clone();
     if options.hidden_weight > 0.0 {
         let (theirs, ours) = (
             teacher.encoder()?.encoder.config.hidden_size,
@@ -406,6 +401,19 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         }
     }
     Ok(report(&after, step.saturating_sub(start), Some(manifest)))
+}
+
+/// The classification head of a package's encoder.
+fn head<'a>(
+    imported: &'a crate::bert::from_onnx::Imported,
+    package: &TextPackage,
+) -> Result<&'a crate::bert::weights::Linear, DistillError> {
+    imported.head.as_ref().ok_or_else(|| {
+        DistillError::Options(format!(
+            "{} has no classification head",
+            package.model.display()
+        ))
+    })
 }
 
 /// The distillation loss of a batch, given the student's logits and pooled vectors.
@@ -603,13 +611,11 @@ fn teacher_cache(
         .collect();
     let plan = if hidden {
         let imported = teacher.encoder()?;
-        let head = imported.head.as_ref().ok_or_else(|| {
-            DistillError::Options(format!(
-                "{} has no classification head",
-                teacher.model.display()
-            ))
-        })?;
-        let graph = crate::bert::onnx::classifier(&imported.encoder, imported.pooling, head);
+        let graph = crate::bert::onnx::classifier(
+            &imported.encoder,
+            imported.pooling,
+            head(&imported, teacher)?,
+        );
         teacher.plan_graph(
             &graph,
             &[crate::bert::onnx::LOGITS, crate::bert::onnx::POOLED],

@@ -12,20 +12,25 @@ mod common;
 
 use common::{cached, small_teacher};
 
-#[test]
-fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
-    let dir = tempfile::tempdir().unwrap();
+/// Options distilling a one-layer student, pruned from a small teacher, on Rotten Tomatoes.
+fn one_layer_student(dir: &Path) -> Options {
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
-    let teacher = small_teacher(dir.path());
+    let teacher = small_teacher(dir);
     let plan = Plan {
         layers: Some(vec![5]),
         heads: Some(6),
         ffn: Some(0.25),
         ..Plan::default()
     };
-    let student = prune_package(&teacher, &plan, &dir.path().join("pruned"), "pruned").unwrap();
+    let student = prune_package(&teacher, &plan, &dir.join("pruned"), "pruned").unwrap();
+    Options::new(&teacher, &student, &data, &dir.join("student"))
+}
 
-    let mut options = Options::new(&teacher, &student, &data, &dir.path().join("student"));
+#[test]
+fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut options = one_layer_student(dir.path());
+    let data = options.data.clone();
     options.unlabelled = Some(cached("data/guardian_headlines.csv.bz2"));
     options.train_limit = Some(320);
     options.unlabelled_limit = Some(64);
@@ -78,17 +83,7 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
 #[test]
 fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
     let dir = tempfile::tempdir().unwrap();
-    let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
-    let teacher = small_teacher(dir.path());
-    let plan = Plan {
-        layers: Some(vec![5]),
-        heads: Some(6),
-        ffn: Some(0.25),
-        ..Plan::default()
-    };
-    let student = prune_package(&teacher, &plan, &dir.path().join("pruned"), "pruned").unwrap();
-
-    let mut options = Options::new(&teacher, &student, &data, &dir.path().join("student"));
+    let mut options = one_layer_student(dir.path());
     options.train_limit = Some(160);
     options.test_limit = Some(100);
     options.augment = 2;
