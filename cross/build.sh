@@ -41,6 +41,10 @@ for target in "${targets[@]}"; do
   export "AR_${env_target}=$gnu-ar"
   # bindgen (camera backend) must parse the target's headers, not the host's.
   export "BINDGEN_EXTRA_CLANG_ARGS_${env_target}=--target=$gnu -I/usr/$gnu/include"
+  # The release profile aborts on panic, so Rust code needs no unwind tables (2 MB of .eh_frame).
+  if [ "$profile" = release ]; then
+    export "CARGO_TARGET_${upper}_RUSTFLAGS=-C force-unwind-tables=no"
+  fi
 
   echo "== $target ($profile, features: ${features:-none})"
   started=$SECONDS
