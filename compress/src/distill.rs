@@ -241,9 +241,16 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     }
     let model = student.encoder()?;
     let head = head(&model, &student)?.clone();
-    if options.hidden_weight > 0.0 {
+    // The teacher's encoder, read only for hidden-state distillation: its graph gives the pooled
+    // vectors.
+    let teacher_encoder = if options.hidden_weight > 0.0 {
+        Some(teacher.encoder()?)
+    } else {
+        None
+    };
+    if let Some(imported) = &teacher_encoder {
         let (theirs, ours) = (
-            teacher.encoder()?.encoder.config.hidden_size,
+            imported.encoder.config.hidden_size,
             model.encoder.config.hidden_size,
         );
         if theirs != ours {
@@ -255,7 +262,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     }
     std::fs::create_dir_all(&options.work).map_err(|e| file_error(&options.work, e))?;
 
-    let (train_file, test_file) = teacher_cache(options, &teacher)?;
+    let (train_file, test_file) = teacher_cache(options, &teacher, teacher_encoder.as_ref())?;
     let examples = count_rows(&train_file)?;
     let test_rows = tokenized(&student, read_rows(&test_file)?)?;
     let labelled = examples.1;
@@ -430,7 +437,8 @@ fn loss(
         .sum(D::Minus1)?
         .mean_all()?;
     let mut total = (kl * (t * t))?;
-    if let (true, Some(theirs)) = (options.hidden_weight > 0.0, &batch.pooled) {
+    // Caches carry pooled vectors only when distillation asks for them (their names say so).
+    if let Some(theirs) = &batch.pooled {
         let mse = (pooled - theirs)?.sqr()?.mean_all()?;
         total = (total + (mse * options.hidden_weight)?)?;
     }
@@ -488,21 +496,15 @@ fn tensors(rows: &[Row], device: &Device) -> candle_core::Result<BatchTensors> {
         .iter()
         .map(|r| f32::from(u8::from(r.label.is_some())))
         .collect();
-    let pooled = match rows
+    let pooled = rows
         .iter()
         .map(|r| r.pooled.as_deref())
         .collect::<Option<Vec<_>>>()
-    {
-        Some(vectors) if !vectors.is_empty() => {
-            let width = vectors[0].len();
-            Some(Tensor::from_vec(
-                vectors.concat(),
-                (rows.len(), width),
-                device,
-            )?)
-        }
-        _ => None,
-    };
+        .map(|vectors| {
+            let width = vectors.first().map_or(0, |v| v.len());
+            Tensor::from_vec(vectors.concat(), (rows.len(), width), device)
+        })
+        .transpose()?;
     Ok(BatchTensors {
         inputs,
         teacher,
@@ -554,19 +556,20 @@ fn held_out(
 
 /// The teacher-logit caches for the training texts and the held-out texts, made when missing.
 /// Their names carry the teacher's hash and the data selection, so a changed teacher or limit
-/// makes new files instead of reusing stale ones.
+/// makes new files instead of reusing stale ones. With the teacher's `encoder` the rows also carry
+/// its pooled vectors.
 fn teacher_cache(
     options: &Options,
     teacher: &TextPackage,
+    encoder: Option<&crate::bert::from_onnx::Imported>,
 ) -> Result<(PathBuf, PathBuf), DistillError> {
-    let hidden = options.hidden_weight > 0.0;
     let key = format!(
         "{}-s{}-t{}-a{}{}-u{}-h{}",
         &teacher.sha256[..16],
         options.seed,
         options.train_limit.map_or("all".into(), |n| n.to_string()),
         options.augment,
-        if hidden { "-pooled" } else { "" },
+        if encoder.is_some() { "-pooled" } else { "" },
         match &options.unlabelled {
             None => "none".into(),
             Some(_) => options
@@ -609,12 +612,11 @@ fn teacher_cache(
         .into_iter()
         .map(|e| (e.text, Some(e.label as u32)))
         .collect();
-    let plan = if hidden {
-        let imported = teacher.encoder()?;
+    let plan = if let Some(imported) = encoder {
         let graph = crate::bert::onnx::classifier(
             &imported.encoder,
             imported.pooling,
-            head(&imported, teacher)?,
+            head(imported, teacher)?,
         );
         teacher.plan_graph(
             &graph,
