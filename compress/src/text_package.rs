@@ -175,10 +175,8 @@ impl TextPackage {
 
     fn optimized(&self, model: InferenceModel, outputs: &[&str]) -> Result<Plan, PackageError> {
         let tract = self.tract_error();
-        model
-            .with_outputs_by_name(outputs)
-            .map_err(&tract)?
-            .into_optimized()
+        let model = model.with_outputs_by_name(outputs).map_err(&tract)?;
+        edgemass::model::short_softmax::into_optimized(model)
             .map_err(&tract)?
             .into_runnable()
             .map_err(&tract)

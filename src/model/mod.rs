@@ -5,6 +5,7 @@ pub mod manifest;
 pub mod npy;
 pub mod precision;
 pub(crate) mod quirks;
+pub mod short_softmax;
 pub mod threads;
 
 use std::path::{Path, PathBuf};
@@ -213,10 +214,10 @@ pub fn graph<'a>(proto: &'a ModelProto, path: &Path) -> Result<&'a pb::GraphProt
     })
 }
 
-/// Optimises an imported model and builds its plan.
+/// Optimises an imported model (short softmaxes split first: [`short_softmax`]) and builds its
+/// plan.
 pub fn optimise(model: InferenceModel, path: &Path) -> Result<Arc<TypedRunnableModel>, ModelError> {
-    model
-        .into_optimized()
+    short_softmax::into_optimized(model)
         .map_err(ModelError::tract(path, "optimise"))?
         .into_runnable()
         .map_err(ModelError::tract(path, "plan"))

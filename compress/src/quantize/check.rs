@@ -400,8 +400,7 @@ pub(crate) fn plan(
             .with_input_fact(i, InferenceFact::dt_shape(t.datum_type(), t.shape()))
             .map_err(tract_error(label, "fix the input shapes of"))?;
     }
-    parsed
-        .into_optimized()
+    edgemass::model::short_softmax::into_optimized(parsed)
         .map_err(tract_error(label, "optimise"))?
         .into_runnable()
         .map_err(tract_error(label, "plan"))
