@@ -5,11 +5,13 @@ The input tensor comes from `edgemass tensor`, so both runtimes see identical va
 Markdown table: tract latency with 1 and 2 threads beside onnxruntime with 1 and 2 threads.
 
 Usage: python3 models/bench.py [--edgemass target/release/edgemass] [--image PHOTO] [--runs N]
+                              [--models A.model.toml B.model.toml ...]
 Needs: pip install onnxruntime numpy; the model cache filled by models/fetch.py.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -22,7 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["blazeface-256", "yolov8n-320", "ppocr-det"]
+MODELS = [ROOT / "models" / f"{name}.model.toml" for name in ["blazeface-256", "yolov8n-320", "ppocr-det"]]
 
 
 def ort_latency(model_file, x, threads, runs):
@@ -46,16 +48,18 @@ def main():
     parser.add_argument("--edgemass", default=str(ROOT / "target" / "release" / "edgemass"))
     parser.add_argument("--image", default=str(ROOT / "models" / "cache" / "photos" / "bus.jpg"))
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--models", nargs="+", type=Path, default=MODELS,
+                        help="model manifests (default: the three shipped detectors)")
     args = parser.parse_args()
-    cache = ROOT / "models" / "cache"
+    cache = Path(os.environ.get("EDGEMASS_MODEL_CACHE", ROOT / "models" / "cache"))
     print(f"input: {Path(args.image).name}; {args.runs} timed runs; medians (p95) in ms; onnxruntime {ort.__version__}")
     print()
     print("| model | input | load ms | tract 1 thread | tract 2 threads | frames/s (whole frame, 1 thread) | peak RSS MiB | ORT 1 thread | ORT 2 threads | tract / ORT (1 thread) |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for name in MODELS:
-        manifest = ROOT / "models" / f"{name}.model.toml"
+    for manifest in args.models:
         spec = tomllib.loads(manifest.read_text())
-        model_file = Path(spec["file"].replace("{cache}", str(cache)))
+        name = spec["name"]
+        model_file = manifest.parent / spec["file"].replace("{cache}", str(cache))
         def tract_bench(threads):
             return json.loads(subprocess.run(
                 [args.edgemass, "bench", "--model", str(manifest), "--image", args.image, "--runs", str(args.runs),
