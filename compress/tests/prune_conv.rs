@@ -185,6 +185,19 @@ fn yolov8_prunes_through_split_and_concat_into_a_valid_graph() {
     let x = input(&[1, 3, 320, 320]);
     let out = run(&pruned.model, &[x]).unwrap();
     assert_eq!(out[0].shape(), &[1, 22, 2100]);
+    let g = pruned.model.graph.as_ref().unwrap();
+    let read: Vec<&str> = g
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .collect();
+    let unread: Vec<&str> = g
+        .initializer
+        .iter()
+        .map(|t| t.name.as_str())
+        .filter(|name| !read.contains(name))
+        .collect();
+    assert!(unread.is_empty(), "initializers no node reads: {unread:?}");
 }
 
 #[test]

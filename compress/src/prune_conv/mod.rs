@@ -7,7 +7,7 @@
 
 pub mod channels;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -473,6 +473,7 @@ fn rewrite(
         *tensor = f32_tensor(&tensor.name, &dims, &data);
     }
     let mut new_initializers = Vec::new();
+    let mut replaced = Vec::new();
     for count in &channels.counts {
         match count {
             Count::Group { node, segments } => {
@@ -497,7 +498,7 @@ fn rewrite(
                     let name = format!("{}_pruned_split", channels::node_label(node, 0));
                     new_initializers.push(i64_tensor(&name, &[sizes.len()], &sizes));
                     node.input.resize(2, String::new());
-                    node.input[1] = name;
+                    replaced.push(std::mem::replace(&mut node.input[1], name));
                 } else {
                     node.attribute.push(pb::AttributeProto {
                         name: "split".into(),
@@ -510,6 +511,17 @@ fn rewrite(
         }
     }
     graph.initializer.extend(new_initializers);
+    // The old split sizes no node reads any more would be dead weight (onnxruntime warns).
+    let read: HashSet<&str> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().map(String::as_str))
+        .collect();
+    let orphans: HashSet<String> = replaced
+        .into_iter()
+        .filter(|r| !r.is_empty() && !read.contains(r.as_str()))
+        .collect();
+    graph.initializer.retain(|t| !orphans.contains(&t.name));
     graph.value_info.clear();
     Ok(())
 }
