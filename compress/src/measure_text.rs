@@ -167,6 +167,7 @@ pub fn measure(
     let graph = Graph::load(&package.model).map_err(PackageError::from)?;
     let summary = crate::inspect::summarize(&graph);
     let plan = package.plan("scores")?;
+    let timed = package.plan_at("scores", 1, settings.sequence)?;
 
     let probe: Vec<u32> = std::iter::once(101)
         .chain((0..settings.sequence.saturating_sub(2)).map(|i| 2000 + i as u32))
@@ -174,12 +175,12 @@ pub fn measure(
         .collect();
     let probe = [probe];
     for _ in 0..3 {
-        package.run_ids(&plan, &probe)?;
+        package.run_ids(&timed, &probe)?;
     }
     let mut times = Vec::with_capacity(settings.runs);
     for _ in 0..settings.runs.max(1) {
         let started = Instant::now();
-        package.run_ids(&plan, &probe)?;
+        package.run_ids(&timed, &probe)?;
         times.push(started.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);

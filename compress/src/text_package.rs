@@ -156,13 +156,30 @@ impl TextPackage {
         .write(out)?)
     }
 
-    /// Loads the model for `output` (`logits` or `scores`).
+    /// Loads the model for `output` (`logits` or `scores`), batch and sequence sizes symbolic.
     pub fn plan(&self, output: &str) -> Result<Plan, PackageError> {
         let tract = self.tract_error();
         let model = tract_onnx::onnx()
             .model_for_path(&self.model)
             .map_err(&tract)?;
         self.optimized(model, &[output])
+    }
+
+    /// The plan for `output` at `batch` rows of `len` tokens, built as the agent builds it
+    /// ([`edgemass::text::plans`]): the fixed shape runs faster in tract than [`Self::plan`].
+    pub fn plan_at(&self, output: &str, batch: usize, len: usize) -> Result<Plan, PackageError> {
+        let tract = self.tract_error();
+        let model = tract_onnx::onnx()
+            .model_for_path(&self.model)
+            .map_err(&tract)?
+            .with_outputs_by_name([output])
+            .map_err(&tract)?;
+        edgemass::text::plans::Plans::new(model, &self.model)
+            .get(batch, len)
+            .map_err(|e| PackageError::Tract {
+                path: self.model.clone(),
+                reason: e.to_string(),
+            })
     }
 
     /// Loads `graph`, a graph of this package's encoder, for the named outputs or inner tensors.

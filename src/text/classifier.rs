@@ -1,14 +1,14 @@
-//! A `text-classify` model ready to run: the manifest, its tokenizer and tract's plan, which takes
-//! a whole batch of texts per run with symbolic batch and sequence sizes.
+//! A `text-classify` model ready to run: the manifest, its tokenizer and tract's plans, one per
+//! batch size and padded length ([`Plans`]).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use tract_onnx::pb::{self, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
 use super::TextError;
 use super::manifest::TextManifest;
+use super::plans::{Plans, padded_length};
 use super::tokenize::{Batch, TextTokenizer};
 use crate::model::ModelError;
 
@@ -45,7 +45,7 @@ const PROBABILITY_TOLERANCE: f32 = 1e-3;
 pub struct TextClassifier {
     manifest: TextManifest,
     tokenizer: TextTokenizer,
-    plan: Arc<TypedRunnableModel>,
+    plans: Plans,
     feeds: Vec<Feed>,
 }
 
@@ -89,11 +89,10 @@ impl TextClassifier {
             .model
             .with_outputs_by_name([&manifest.output])
             .map_err(tract_err("select the output of"))?;
-        let plan = crate::model::optimise(model, &path)?;
         let classifier = TextClassifier {
             manifest,
             tokenizer,
-            plan,
+            plans: Plans::new(model, &path),
             feeds,
         };
         classifier.warm_up()?;
@@ -141,8 +140,8 @@ impl TextClassifier {
         }
     }
 
-    /// Runs a blank text, so the first real call does not pay for tract's first-run setup, and
-    /// checks that the output reads as one probability per label.
+    /// Runs a blank text, so the first short text does not pay for building its plan and tract's
+    /// first-run setup, and checks that the output reads as one probability per label.
     fn warm_up(&self) -> Result<(), TextError> {
         let rows = self.run(&self.tokenizer.encode_batch(&[""])?)?;
         let sum: f32 = rows.iter().flatten().sum();
@@ -160,12 +159,16 @@ impl TextClassifier {
         Ok(())
     }
 
-    /// One plan run; returns one row of `labels.len()` values per text.
+    /// One plan run on the batch padded to its plan's length; returns one row of
+    /// `labels.len()` values per text.
     fn run(&self, batch: &Batch) -> Result<Vec<Vec<f32>>, TextError> {
         let run_err = |e: TractError| ModelError::Run {
             model: self.manifest.name.clone(),
             source: e.into(),
         };
+        let len = padded_length(batch.len, self.tokenizer.max_length());
+        let batch = &batch.clone().padded(len);
+        let plan = self.plans.get(batch.batch, len)?;
         let shape = [batch.batch, batch.len];
         let inputs = self
             .feeds
@@ -173,7 +176,7 @@ impl TextClassifier {
             .map(|feed| Tensor::from_shape(&shape, feed.column(batch)).map(TValue::from))
             .collect::<TractResult<TVec<TValue>>>()
             .map_err(run_err)?;
-        let outputs = self.plan.run(inputs).map_err(run_err)?;
+        let outputs = plan.run(inputs).map_err(run_err)?;
         let labels = self.manifest.labels.len();
         let view = outputs[0].to_plain_array_view::<f32>().map_err(run_err)?;
         if view.shape() != [batch.batch, labels] {

@@ -3,6 +3,7 @@
 
 pub mod classifier;
 pub mod manifest;
+pub mod plans;
 pub mod tokenize;
 
 use std::path::PathBuf;

@@ -14,6 +14,7 @@ use super::TextError;
 pub struct TextTokenizer {
     inner: Tokenizer,
     max_length: usize,
+    pad_id: i64,
 }
 
 /// Token ids of a batch of texts, row-major `[batch, len]`, padded to the longest text.
@@ -31,6 +32,8 @@ pub struct Batch {
     pub types: Vec<i64>,
     /// Per text: its tokens exceeded `max_length` and the rest was cut.
     pub truncated: Vec<bool>,
+    /// The id padding tokens take.
+    pub pad_id: i64,
 }
 
 impl TextTokenizer {
@@ -69,8 +72,13 @@ impl TextTokenizer {
             },
             None => PaddingParams::default(),
         };
+        let pad_id = i64::from(padding.pad_id);
         inner.with_padding(Some(padding));
-        Ok(TextTokenizer { inner, max_length })
+        Ok(TextTokenizer {
+            inner,
+            max_length,
+            pad_id,
+        })
     }
 
     /// The longest token sequence produced, special tokens included.
@@ -101,7 +109,33 @@ impl TextTokenizer {
                 .iter()
                 .map(|e| !e.get_overflowing().is_empty())
                 .collect(),
+            pad_id: self.pad_id,
         })
+    }
+}
+
+impl Batch {
+    /// The batch with every row padded to `len` tokens (masked out), or itself when its rows are
+    /// that long already.
+    pub fn padded(self, len: usize) -> Batch {
+        if len <= self.len {
+            return self;
+        }
+        let pad = |column: &[i64], value: i64| -> Vec<i64> {
+            let mut out = Vec::with_capacity(self.batch * len);
+            for row in 0..self.batch {
+                out.extend_from_slice(&column[row * self.len..(row + 1) * self.len]);
+                out.resize((row + 1) * len, value);
+            }
+            out
+        };
+        Batch {
+            ids: pad(&self.ids, self.pad_id),
+            mask: pad(&self.mask, 0),
+            types: pad(&self.types, 0),
+            len,
+            ..self
+        }
     }
 }
 
@@ -139,6 +173,18 @@ mod tests {
         assert_eq!(batch.mask, [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]);
         assert_eq!(batch.types, [0; 10]);
         assert_eq!(batch.truncated, [false, false]);
+    }
+
+    #[test]
+    fn padding_a_batch_appends_masked_pad_tokens_to_every_row() {
+        let batch = tiny(8).unwrap().encode_batch(&["a b c", "b"]).unwrap();
+        let padded = batch.clone().padded(7);
+        assert_eq!((padded.batch, padded.len), (2, 7));
+        assert_eq!(padded.ids, [1, 4, 5, 6, 2, 0, 0, 1, 5, 2, 0, 0, 0, 0]);
+        assert_eq!(padded.mask, [1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0]);
+        assert_eq!(padded.types, [0; 14]);
+        assert_eq!(padded.truncated, batch.truncated);
+        assert_eq!(batch.clone().padded(3), batch);
     }
 
     #[test]
