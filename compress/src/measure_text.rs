@@ -167,7 +167,7 @@ pub fn measure(
     let graph = Graph::load(&package.model).map_err(PackageError::from)?;
     let summary = crate::inspect::summarize(&graph);
     let plan = package.plan("scores")?;
-    let timed = package.plan_at("scores", 1, settings.sequence)?;
+    let timed = package.plan_at("scores", settings.sequence)?;
 
     let probe: Vec<u32> = std::iter::once(101)
         .chain((0..settings.sequence.saturating_sub(2)).map(|i| 2000 + i as u32))

@@ -165,21 +165,20 @@ impl TextPackage {
         self.optimized(model, &[output])
     }
 
-    /// The plan for `output` at `batch` rows of `len` tokens, built as the agent builds it
-    /// ([`edgemass::text::plans`]): the fixed shape runs faster in tract than [`Self::plan`].
-    pub fn plan_at(&self, output: &str, batch: usize, len: usize) -> Result<Plan, PackageError> {
+    /// The plan for `output` at one text of `len` tokens, built as the agent builds it for a
+    /// single text ([`edgemass::text::plans`]): the fixed shape runs faster in tract than
+    /// [`Self::plan`].
+    pub fn plan_at(&self, output: &str, len: usize) -> Result<Plan, PackageError> {
         let tract = self.tract_error();
         let model = tract_onnx::onnx()
             .model_for_path(&self.model)
             .map_err(&tract)?
             .with_outputs_by_name([output])
             .map_err(&tract)?;
-        edgemass::text::plans::Plans::new(model, &self.model)
-            .get(batch, len)
-            .map_err(|e| PackageError::Tract {
-                path: self.model.clone(),
-                reason: e.to_string(),
-            })
+        edgemass::text::plans::fixed(model, &self.model, 1, len).map_err(|e| PackageError::Tract {
+            path: self.model.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// Loads `graph`, a graph of this package's encoder, for the named outputs or inner tensors.

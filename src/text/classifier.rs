@@ -1,5 +1,5 @@
-//! A `text-classify` model ready to run: the manifest, its tokenizer and tract's plans, one per
-//! batch size and padded length ([`Plans`]).
+//! A `text-classify` model ready to run: the manifest, its tokenizer and tract's plans (one for
+//! batches, one per padded length for single texts: [`Plans`]).
 
 use std::path::Path;
 
@@ -8,7 +8,7 @@ use tract_onnx::prelude::*;
 
 use super::TextError;
 use super::manifest::TextManifest;
-use super::plans::{Plans, padded_length};
+use super::plans::Plans;
 use super::tokenize::{Batch, TextTokenizer};
 use crate::model::ModelError;
 
@@ -89,10 +89,11 @@ impl TextClassifier {
             .model
             .with_outputs_by_name([&manifest.output])
             .map_err(tract_err("select the output of"))?;
+        let plans = Plans::new(model, &path, manifest.max_length)?;
         let classifier = TextClassifier {
             manifest,
             tokenizer,
-            plans: Plans::new(model, &path),
+            plans,
             feeds,
         };
         classifier.warm_up()?;
@@ -159,16 +160,15 @@ impl TextClassifier {
         Ok(())
     }
 
-    /// One plan run on the batch padded to its plan's length; returns one row of
+    /// One plan run, the batch padded to the length its plan asks for; returns one row of
     /// `labels.len()` values per text.
     fn run(&self, batch: &Batch) -> Result<Vec<Vec<f32>>, TextError> {
         let run_err = |e: TractError| ModelError::Run {
             model: self.manifest.name.clone(),
             source: e.into(),
         };
-        let len = padded_length(batch.len, self.tokenizer.max_length());
+        let (plan, len) = self.plans.get(batch.batch, batch.len)?;
         let batch = &batch.clone().padded(len);
-        let plan = self.plans.get(batch.batch, len)?;
         let shape = [batch.batch, batch.len];
         let inputs = self
             .feeds
