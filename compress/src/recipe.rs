@@ -411,9 +411,9 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step]) -> String {
     let m = &recipe.measure;
     let mut out = format!(
         "# {}\n\nTeacher `{}` (sha256 {}…). Latency at batch 1 × {} tokens: tract on one \
-         thread with a plan for that shape (as the agent runs it), onnxruntime on {} threads, median of {} runs. Accuracy and F1 (`fresh`) on the \
-         held-out Rotten Tomatoes split (seed {}, {} texts), agreement = same top class as the \
-         teacher.\n\n",
+         thread with a plan for that shape (as the agent runs a single text), onnxruntime on {} \
+         threads, median of {} runs. Accuracy and F1 (`fresh`) on the held-out Rotten Tomatoes \
+         split (seed {}, {} texts), agreement = same top class as the teacher.\n\n",
         recipe.name,
         recipe.teacher.display(),
         &teacher.sha256[..16],

@@ -158,23 +158,17 @@ impl TextPackage {
 
     /// Loads the model for `output` (`logits` or `scores`), batch and sequence sizes symbolic.
     pub fn plan(&self, output: &str) -> Result<Plan, PackageError> {
-        let tract = self.tract_error();
-        let model = tract_onnx::onnx()
-            .model_for_path(&self.model)
-            .map_err(&tract)?;
-        self.optimized(model, &[output])
+        self.optimized(self.import()?, &[output])
     }
 
     /// The plan for `output` at one text of `len` tokens, built as the agent builds it for a
     /// single text ([`edgemass::text::plans`]): the fixed shape runs faster in tract than
     /// [`Self::plan`].
     pub fn plan_at(&self, output: &str, len: usize) -> Result<Plan, PackageError> {
-        let tract = self.tract_error();
-        let model = tract_onnx::onnx()
-            .model_for_path(&self.model)
-            .map_err(&tract)?
+        let model = self
+            .import()?
             .with_outputs_by_name([output])
-            .map_err(&tract)?;
+            .map_err(self.tract_error())?;
         edgemass::text::plans::fixed(model, &self.model, 1, len).map_err(|e| PackageError::Tract {
             path: self.model.clone(),
             reason: e.to_string(),
@@ -187,6 +181,12 @@ impl TextPackage {
             .model_for_proto_model(graph)
             .map_err(self.tract_error())?;
         self.optimized(model, outputs)
+    }
+
+    fn import(&self) -> Result<InferenceModel, PackageError> {
+        tract_onnx::onnx()
+            .model_for_path(&self.model)
+            .map_err(self.tract_error())
     }
 
     fn optimized(&self, model: InferenceModel, outputs: &[&str]) -> Result<Plan, PackageError> {

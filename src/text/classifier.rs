@@ -168,7 +168,7 @@ impl TextClassifier {
             source: e.into(),
         };
         let (plan, len) = self.plans.get(batch.batch, batch.len)?;
-        let batch = &batch.clone().padded(len);
+        let batch = &*batch.padded(len);
         let shape = [batch.batch, batch.len];
         let inputs = self
             .feeds

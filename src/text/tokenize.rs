@@ -1,6 +1,7 @@
 //! Turns texts into the `input_ids`, `attention_mask` and `token_type_ids` a BERT-family model
 //! takes: `tokenizer.json`, cut at the manifest's `max_length`, padded to the longest text.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use tokenizers::{
@@ -115,11 +116,11 @@ impl TextTokenizer {
 }
 
 impl Batch {
-    /// The batch with every row padded to `len` tokens (masked out), or itself when its rows are
-    /// that long already.
-    pub fn padded(self, len: usize) -> Batch {
+    /// The batch with every row padded to `len` tokens (masked out), or itself, uncopied, when
+    /// its rows are that long already.
+    pub fn padded(&self, len: usize) -> Cow<'_, Batch> {
         if len <= self.len {
-            return self;
+            return Cow::Borrowed(self);
         }
         let pad = |column: &[i64], value: i64| -> Vec<i64> {
             let mut out = Vec::with_capacity(self.batch * len);
@@ -129,13 +130,14 @@ impl Batch {
             }
             out
         };
-        Batch {
+        Cow::Owned(Batch {
             ids: pad(&self.ids, self.pad_id),
             mask: pad(&self.mask, 0),
             types: pad(&self.types, 0),
             len,
-            ..self
-        }
+            truncated: self.truncated.clone(),
+            ..*self
+        })
     }
 }
 
@@ -178,13 +180,13 @@ mod tests {
     #[test]
     fn padding_a_batch_appends_masked_pad_tokens_to_every_row() {
         let batch = tiny(8).unwrap().encode_batch(&["a b c", "b"]).unwrap();
-        let padded = batch.clone().padded(7);
+        let padded = batch.padded(7);
         assert_eq!((padded.batch, padded.len), (2, 7));
         assert_eq!(padded.ids, [1, 4, 5, 6, 2, 0, 0, 1, 5, 2, 0, 0, 0, 0]);
         assert_eq!(padded.mask, [1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0]);
         assert_eq!(padded.types, [0; 14]);
         assert_eq!(padded.truncated, batch.truncated);
-        assert_eq!(batch.clone().padded(3), batch);
+        assert!(matches!(batch.padded(3), Cow::Borrowed(b) if *b == batch));
     }
 
     #[test]
