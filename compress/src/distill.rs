@@ -83,6 +83,9 @@ pub struct Options {
     /// Variants of every labelled training text (words dropped, swapped, cut to a span; see
     /// [`crate::augment`]) added as unlabelled texts for the teacher to label (0: none).
     pub augment: usize,
+    /// `roget.csv.bz2`: lets the variants swap words for others of their thesaurus category
+    /// ([`crate::thesaurus`]); without it they only drop, draw and cut.
+    pub thesaurus: Option<PathBuf>,
     /// Weight `β` of the mean squared error between the student's and the teacher's pooled
     /// vectors (0: logits only). The student's hidden size must be the teacher's.
     pub hidden_weight: f64,
@@ -120,6 +123,7 @@ impl Options {
             temperature: 2.0,
             alpha: 0.5,
             augment: 0,
+            thesaurus: None,
             hidden_weight: 0.0,
             seed: 42,
             train_limit: None,
@@ -371,10 +375,15 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let (mut encoder, mut head) = (model.encoder.clone(), head);
     net.write_back(&mut encoder, &mut head)?;
     let mut provenance = student.derived_provenance(format!(
-        "distill: {} epochs over {examples} texts ({labelled} labelled, {} variants each), T {}, \
+        "distill: {} epochs over {examples} texts ({labelled} labelled, {} variants each{}), T {}, \
          alpha {}, hidden-state weight {}, lr {}, batch {}",
         options.epochs,
         options.augment,
+        if options.thesaurus.is_some() && options.augment > 0 {
+            " with thesaurus swaps"
+        } else {
+            ""
+        },
         options.temperature,
         options.alpha,
         options.hidden_weight,
@@ -564,11 +573,16 @@ fn teacher_cache(
     encoder: Option<&crate::bert::from_onnx::Imported>,
 ) -> Result<(PathBuf, PathBuf), DistillError> {
     let key = format!(
-        "{}-s{}-t{}-a{}{}-u{}-h{}",
+        "{}-s{}-t{}-a{}{}{}-u{}-h{}",
         &teacher.sha256[..16],
         options.seed,
         options.train_limit.map_or("all".into(), |n| n.to_string()),
         options.augment,
+        if options.thesaurus.is_some() && options.augment > 0 {
+            "-syn"
+        } else {
+            ""
+        },
         if encoder.is_some() { "-pooled" } else { "" },
         match &options.unlabelled {
             None => "none".into(),
@@ -591,9 +605,13 @@ fn teacher_cache(
     )?;
     let test = corpus.test;
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let thesaurus = match &options.thesaurus {
+        Some(path) if options.augment > 0 => Some(crate::thesaurus::Thesaurus::load(path)?),
+        _ => None,
+    };
     let variants = {
         let reviews: Vec<&str> = corpus.train.iter().map(|e| e.text.as_str()).collect();
-        crate::augment::variants(&reviews, options.augment, &mut rng)
+        crate::augment::variants(&reviews, options.augment, thesaurus.as_ref(), &mut rng)
     };
     let mut texts: Vec<(String, Option<u32>)> = corpus
         .train

@@ -30,6 +30,7 @@ pub mod render_text;
 pub mod report_plot;
 pub mod text_data;
 pub mod text_package;
+pub mod thesaurus;
 pub mod train_text;
 pub mod tune_decoder;
 

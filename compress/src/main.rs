@@ -481,6 +481,9 @@ struct Distill {
     /// teacher to label, as extra unlabelled texts.
     #[arg(long, default_value_t = 0)]
     augment: usize,
+    /// roget.csv.bz2: the variants also swap words for others of their thesaurus category.
+    #[arg(long)]
+    thesaurus: Option<PathBuf>,
     /// Weight of the mean squared error between the student's and the teacher's pooled vectors
     /// (0: logits only; the hidden sizes must match).
     #[arg(long, default_value_t = 0.0)]
@@ -929,6 +932,7 @@ fn distill(args: &Distill) -> Result<String, distill::DistillError> {
     options.temperature = args.temperature;
     options.alpha = args.alpha;
     options.augment = args.augment;
+    options.thesaurus = args.thesaurus.clone();
     options.hidden_weight = args.hidden_weight;
     options.seed = args.seed;
     options.train_limit = args.train_limit;

@@ -89,6 +89,9 @@ pub struct DistillStep {
     /// Variants of every labelled training text for the teacher to label (default 0).
     #[serde(default)]
     pub augment: usize,
+    /// `roget.csv.bz2` in the model cache: the variants also swap words for others of their
+    /// thesaurus category.
+    pub thesaurus: Option<PathBuf>,
     /// Weight of the mean squared error between pooled vectors (default 0: logits only).
     #[serde(default)]
     pub hidden_weight: f64,
@@ -287,6 +290,7 @@ pub fn run(
         options.temperature = d.temperature;
         options.alpha = d.alpha;
         options.augment = d.augment;
+        options.thesaurus = d.thesaurus.as_ref().map(|t| cache.join(t));
         options.hidden_weight = d.hidden_weight;
         options.seed = recipe.seed;
         options.progress = progress;

@@ -1,5 +1,6 @@
-//! Text data sets from the model cache: Rotten Tomatoes reviews (labelled) and Guardian headlines
-//! (unlabelled), read straight from their `.csv.bz2` files, and the tokenizer set up for them.
+//! Text data sets from the model cache: Rotten Tomatoes reviews (labelled), Guardian headlines
+//! (unlabelled) and Roget's thesaurus, read straight from their `.csv.bz2` files, and the
+//! tokenizer set up for them.
 
 use std::path::{Path, PathBuf};
 
@@ -129,16 +130,47 @@ pub fn tokenizer(path: &Path, max_length: usize, pad: bool) -> Result<Tokenizer,
     Ok(tokenizer)
 }
 
-fn rows(path: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, DataError> {
+/// The `(word, category)` rows of Roget's thesaurus, `roget.csv.bz2` (no header line).
+pub fn roget(path: &Path) -> Result<Vec<(String, String)>, DataError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(bz2(path)?);
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| DataError::Format {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        match (record.get(0), record.get(1)) {
+            (Some(word), Some(category)) => out.push((word.to_owned(), category.to_owned())),
+            _ => {
+                return Err(DataError::Format {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "line {}: expected `word,category`",
+                        record.position().map_or(0, |p| p.line())
+                    ),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn bz2(path: &Path) -> Result<bzip2::read::MultiBzDecoder<std::fs::File>, DataError> {
     let file = std::fs::File::open(path).map_err(|source| DataError::Read {
         path: path.to_owned(),
         source,
     })?;
+    Ok(bzip2::read::MultiBzDecoder::new(file))
+}
+
+fn rows(path: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, DataError> {
     let format = |reason: String| DataError::Format {
         path: path.to_owned(),
         reason,
     };
-    let mut reader = csv::Reader::from_reader(bzip2::read::MultiBzDecoder::new(file));
+    let mut reader = csv::Reader::from_reader(bz2(path)?);
     let headers = reader.headers().map_err(|e| format(e.to_string()))?.clone();
     let index: Vec<usize> = columns
         .iter()

@@ -87,8 +87,9 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
     options.train_limit = Some(160);
     options.test_limit = Some(100);
     options.augment = 2;
+    options.thesaurus = Some(cached("data/roget.csv.bz2"));
     options.hidden_weight = 1.0;
-    options.epochs = 2;
+    options.epochs = 3;
     options.batch_size = 16;
     options.learning_rate = 3e-4;
     options.checkpoint_every = 0;
@@ -116,15 +117,41 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
         .map(|e| e.unwrap().path())
         .find(|p| {
             p.to_string_lossy()
-                .ends_with("-a2-pooled-unone-h100-train.jsonl")
+                .ends_with("-a2-syn-pooled-unone-h100-train.jsonl")
         })
         .expect("a cache of pooled vectors");
-    let first = std::fs::read_to_string(&cache).unwrap();
-    let row: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
-    assert_eq!(row["pooled"].as_array().map(Vec::len), Some(384), "{row}");
+    let cached_rows = std::fs::read_to_string(&cache).unwrap();
+    let rows: Vec<serde_json::Value> = cached_rows
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        rows[0]["pooled"].as_array().map(Vec::len),
+        Some(384),
+        "{}",
+        rows[0]
+    );
+    // Thesaurus swaps bring in words the reviews use elsewhere, never new ones.
+    let reviews =
+        edgemass_compress::text_data::corpus(&options.data, None, options.seed, options.limits())
+            .unwrap()
+            .train;
+    let words: std::collections::HashSet<String> = reviews
+        .iter()
+        .flat_map(|r| r.text.split_whitespace())
+        .map(|w| edgemass_compress::thesaurus::core(w).to_lowercase())
+        .collect();
+    for row in rows.iter().filter(|r| r["label"].is_null()) {
+        let text = row["text"].as_str().unwrap();
+        for word in text.split_whitespace() {
+            let word = edgemass_compress::thesaurus::core(word).to_lowercase();
+            assert!(words.contains(&word), "{word:?} in {text:?}");
+        }
+    }
     let text = std::fs::read_to_string(report.manifest.unwrap()).unwrap();
     assert!(
-        text.contains("2 variants each") && text.contains("hidden-state weight 1"),
+        text.contains("2 variants each with thesaurus swaps")
+            && text.contains("hidden-state weight 1"),
         "{text}"
     );
 }
