@@ -107,6 +107,11 @@ pub struct Options {
 }
 
 impl Options {
+    /// The thesaurus the variants swap words from: none without variants.
+    fn swaps(&self) -> Option<&Path> {
+        self.thesaurus.as_deref().filter(|_| self.augment > 0)
+    }
+
     /// Defaults for distilling `student` from `teacher` on `data` into `out`.
     pub fn new(teacher: &Path, student: &Path, data: &Path, out: &Path) -> Options {
         Options {
@@ -379,7 +384,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
          alpha {}, hidden-state weight {}, lr {}, batch {}",
         options.epochs,
         options.augment,
-        if options.thesaurus.is_some() && options.augment > 0 {
+        if options.swaps().is_some() {
             " with thesaurus swaps"
         } else {
             ""
@@ -578,7 +583,7 @@ fn teacher_cache(
         options.seed,
         options.train_limit.map_or("all".into(), |n| n.to_string()),
         options.augment,
-        if options.thesaurus.is_some() && options.augment > 0 {
+        if options.swaps().is_some() {
             "-syn"
         } else {
             ""
@@ -605,10 +610,10 @@ fn teacher_cache(
     )?;
     let test = corpus.test;
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
-    let thesaurus = match &options.thesaurus {
-        Some(path) if options.augment > 0 => Some(crate::thesaurus::Thesaurus::load(path)?),
-        _ => None,
-    };
+    let thesaurus = options
+        .swaps()
+        .map(crate::thesaurus::Thesaurus::load)
+        .transpose()?;
     let variants = {
         let reviews: Vec<&str> = corpus.train.iter().map(|e| e.text.as_str()).collect();
         crate::augment::variants(&reviews, options.augment, thesaurus.as_ref(), &mut rng)

@@ -70,7 +70,10 @@ impl Thesaurus {
     /// punctuation around it (`"Dull,"` → `"Boring,"`), if the thesaurus has one.
     pub fn swap(&self, word: &str, rng: &mut StdRng) -> Option<String> {
         let core = core(word);
-        let start = core.as_ptr() as usize - word.as_ptr() as usize;
+        let start = word.len()
+            - word
+                .trim_start_matches(|c: char| !c.is_alphanumeric())
+                .len();
         let synonym = self.synonym(core, rng)?;
         let mut letters = synonym.chars();
         let synonym = match letters.next() {
@@ -101,8 +104,12 @@ impl Thesaurus {
             return None;
         }
         let members = shared[rng.random_range(0..shared.len())];
-        let others: Vec<&String> = members.iter().filter(|m| **m != word).collect();
-        Some(others[rng.random_range(0..others.len())].as_str())
+        let pick = rng.random_range(0..members.len() - 1);
+        members
+            .iter()
+            .filter(|m| **m != word)
+            .nth(pick)
+            .map(String::as_str)
     }
 
     /// Words with at least one category.
