@@ -9,9 +9,15 @@
 #                 needs libclang and the target's kernel headers, and keeps every other source)
 #                 (add embedded-broker for the zero-install demo's broker)
 #       PROFILE   cargo profile (default release: fat LTO, stripped)
-# Needs: Debian's gcc-aarch64-linux-gnu / gcc-arm-linux-gnueabihf (+ libc6-dev-*-cross),
-#        libclang-dev for the camera backend, cargo-deb (`cargo install cargo-deb`) for the .deb.
-# The binaries link glibc 2.35 or later (Debian 12, Ubuntu 22.04, Pi OS bookworm).
+#       GLIBC     the C library the binaries need: 2.31 (default; linked by cargo-zigbuild, runs on
+#                 Pi OS bullseye and bookworm, JetPack 5 and 6, Debian 11+, Ubuntu 20.04+) or
+#                 debian (Debian's cross linkers, no zig needed; glibc 2.35+, so not bullseye or
+#                 JetPack 5; artifact names carry "-glibc2.35")
+# Needs: Debian's gcc-aarch64-linux-gnu / gcc-arm-linux-gnueabihf (+ libc6-dev-*-cross: the
+#        linkers for GLIBC=debian, the target's kernel headers for the camera backend's bindgen),
+#        libclang-dev for the camera backend, cargo-deb (`cargo install cargo-deb`) for the .deb,
+#        and for GLIBC=2.31 cargo-zigbuild (`cargo install cargo-zigbuild`) with zig (`pip install
+#        ziglang`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +26,17 @@ targets=("$@")
 features="${FEATURES-camera}"
 profile="${PROFILE:-release}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+glibc="${GLIBC:-2.31}"
+case "$glibc" in
+  2.31)
+    if ! command -v cargo-zigbuild >/dev/null; then
+      echo "cross/build.sh: GLIBC=2.31 needs cargo-zigbuild (cargo install cargo-zigbuild; pip install ziglang), or GLIBC=debian for Debian's cross linkers" >&2
+      exit 1
+    fi
+    build=(zigbuild); target_suffix=".2.31"; suffix=""; deb_variant=() ;;
+  debian) build=(build); target_suffix=""; suffix="-glibc2.35"; deb_variant=(--variant glibc2-35) ;;
+  *) echo "cross/build.sh: GLIBC=$glibc is not supported (2.31 or debian)" >&2; exit 2 ;;
+esac
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 mkdir -p dist
 
@@ -36,9 +53,11 @@ for target in "${targets[@]}"; do
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
   env_target="${target//-/_}"
   upper="${env_target^^}"
-  export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
-  export "CC_${env_target}=$gnu-gcc"
-  export "AR_${env_target}=$gnu-ar"
+  if [ "$glibc" = debian ]; then
+    export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
+    export "CC_${env_target}=$gnu-gcc"
+    export "AR_${env_target}=$gnu-ar"
+  fi
   # bindgen (camera backend) must parse the target's headers, not the host's.
   export "BINDGEN_EXTRA_CLANG_ARGS_${env_target}=--target=$gnu -I/usr/$gnu/include"
   # The release profile aborts on panic, so Rust code needs no unwind tables (2 MB of .eh_frame).
@@ -46,16 +65,16 @@ for target in "${targets[@]}"; do
     export "CARGO_TARGET_${upper}_RUSTFLAGS=-C force-unwind-tables=no"
   fi
 
-  echo "== $target ($profile, features: ${features:-none})"
+  echo "== $target ($profile, features: ${features:-none}, glibc: $glibc)"
   started=$SECONDS
-  cargo build -p edgemass --bin edgemass --locked --target "$target" --profile "$profile" \
-    --no-default-features ${features:+--features "$features"}
+  cargo "${build[@]}" -p edgemass --bin edgemass --locked --target "$target$target_suffix" \
+    --profile "$profile" --no-default-features ${features:+--features "$features"}
   out_dir="$profile"
   [ "$profile" = dev ] && out_dir=debug
   binary="$target_dir/$target/$out_dir/edgemass"
   echo "built in $((SECONDS - started)) s: $(stat -c %s "$binary") bytes"
 
-  stage="dist/edgemass-$version-$target"
+  stage="dist/edgemass-$version-$target$suffix"
   rm -rf "$stage"
   mkdir -p "$stage/models/students" "$stage/firmware-config"
   cp "$binary" "$stage/"
@@ -68,7 +87,7 @@ for target in "${targets[@]}"; do
 
   if command -v cargo-deb >/dev/null; then
     cargo deb -p edgemass --no-build --no-strip --target "$target" --profile "$profile" \
-      --deb-version "$version" --output "dist/edgemass_${version}_${deb_arch}.deb"
+      "${deb_variant[@]}" --deb-version "$version" --output "dist/edgemass_${version}${suffix}_${deb_arch}.deb"
   else
     echo "cross/build.sh: cargo-deb not installed; skipping the .deb (cargo install cargo-deb)" >&2
   fi

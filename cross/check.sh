@@ -2,9 +2,11 @@
 # Checks the release artifacts of cross/build.sh: each cross-built binary runs a real model on a
 # real photo under qemu-user and must report the same detections as the host build (same count
 # and labels, scores and box corners within the tolerance of `compare`), and each .deb must hold the binary
-# for its architecture, the systemd unit, the default config and the model manifests.
+# for its architecture, the systemd unit, the default config and the model manifests, and its
+# binary must need no newer glibc than the package's Depends promises.
 #
 # Usage: cross/check.sh HOST_EDGEMASS [TARGET...]   (after cross/build.sh; needs qemu-user)
+# Env:   GLIBC  as given to cross/build.sh (default 2.31; debian checks the "-glibc2.35" artifacts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +16,8 @@ targets=("$@")
 ((${#targets[@]})) || targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
+suffix=""
+[ "${GLIBC:-2.31}" = debian ] && suffix="-glibc2.35"
 cache="${EDGEMASS_MODEL_CACHE:-models/cache}"
 photo="$cache/photos/bus.jpg"
 # MODEL:PRECISION pairs: the teachers in float, the distilled student in both of its forms.
@@ -78,7 +82,7 @@ for target in "${targets[@]}"; do
       "$work/auto.json" "$expected" "$target ($cpu)"
   done
 
-  deb="dist/edgemass_${version}_${deb_arch}.deb"
+  deb="dist/edgemass_${version}${suffix}_${deb_arch}.deb"
   dpkg-deb --field "$deb" Architecture | grep -qx "$deb_arch"
   dpkg-deb --contents "$deb" > "$work/contents"
   for path in ./usr/bin/edgemass ./usr/lib/systemd/system/edgemass.service ./etc/edgemass/edgemass.toml \
@@ -91,5 +95,11 @@ for target in "${targets[@]}"; do
   dpkg-deb --extract "$deb" "$work/root-$deb_arch"
   file "$work/root-$deb_arch/usr/bin/edgemass" | grep -q "$machine" || { echo "$deb: binary is not $machine" >&2; exit 1; }
   grep -q "^ProtectSystem=strict" "$work/root-$deb_arch/usr/lib/systemd/system/edgemass.service"
-  echo "$deb: $deb_arch binary ($(stat -c %s "$work/root-$deb_arch/usr/bin/edgemass") bytes), unit, config and manifests present"
+  needs="$(readelf -W --version-info "$work/root-$deb_arch/usr/bin/edgemass" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+  promised="$(dpkg-deb --field "$deb" Depends | sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p')"
+  if [ -z "$promised" ] || [ "$(printf '%s\n' "$needs" "$promised" | sort -V | tail -1)" != "$promised" ]; then
+    echo "$deb: the binary needs glibc $needs, the package's Depends promises ${promised:-nothing}" >&2
+    exit 1
+  fi
+  echo "$deb: $deb_arch binary ($(stat -c %s "$work/root-$deb_arch/usr/bin/edgemass") bytes, glibc $needs, Depends libc6 >= $promised), unit, config and manifests present"
 done
