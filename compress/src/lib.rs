@@ -18,6 +18,7 @@ pub mod measure_text;
 pub mod onnx_build;
 pub mod onnx_candle;
 pub mod package;
+pub mod pareto;
 pub mod profile;
 pub mod prune_bert;
 pub mod prune_conv;

@@ -12,6 +12,7 @@ use crate::measure_text::{self, HeldOut, MeasureError, Measurement, Settings};
 use crate::prune_bert::{self, Plan, PruneError};
 use crate::prune_vocab;
 use crate::quantize::{self, QuantizeError};
+use crate::report_plot::Point;
 use crate::text_package::{PackageError, TextPackage};
 
 /// A recipe file.
@@ -314,17 +315,20 @@ pub fn run(
     }
 
     let (report, plot) = (out.join("report.md"), out.join("report.svg"));
-    crate::write_atomic(&report, markdown(recipe, &teacher, &steps).as_bytes())
-        .map_err(|e| write_error(&report, &e))?;
-    let points: Vec<crate::report_plot::Point> = steps
+    let points: Vec<Point> = steps
         .iter()
-        .map(|s| crate::report_plot::Point {
+        .map(|s| Point {
             name: s.name,
             latency_ms: s.measured.tract_ms,
             bytes: s.measured.bytes,
             metric: s.measured.accuracy,
         })
         .collect();
+    crate::write_atomic(
+        &report,
+        markdown(recipe, &teacher, &steps, &points).as_bytes(),
+    )
+    .map_err(|e| write_error(&report, &e))?;
     crate::report_plot::draw(&points, "held-out accuracy", &plot)
         .map_err(|e| write_error(&plot, &e))?;
     if steps.len() > 1 {
@@ -411,7 +415,11 @@ pub fn record_metrics(manifest: &Path, metrics: &[(&str, f64)]) -> Result<(), St
     crate::write_atomic(manifest, text.as_bytes()).map_err(|e| bad(&e))
 }
 
-fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step]) -> String {
+fn percent(fraction: f64) -> String {
+    format!("{:.2} %", fraction * 100.0)
+}
+
+fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Point]) -> String {
     let m = &recipe.measure;
     let mut out = format!(
         "# {}\n\nTeacher `{}` (sha256 {}…). Latency at batch 1 × {} tokens: tract on one \
@@ -482,6 +490,21 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step]) -> String {
         s.bytes,
         verdict(smaller >= 10.0)
     );
+    let small = |p: &Point| p.bytes as f64 * 10.0 <= t.bytes as f64;
+    out.push_str(&match teacher_ort {
+        Some(ms) => crate::pareto::markdown(
+            points,
+            "the speed and size targets",
+            |p| small(p) && p.latency_ms * 3.0 <= ms,
+            percent,
+        ),
+        None => crate::pareto::markdown(
+            points,
+            "the size target (speed not measured)",
+            small,
+            percent,
+        ),
+    });
     out.push_str("\n![accuracy against latency and size](report.svg)\n");
     out
 }

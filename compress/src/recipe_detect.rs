@@ -15,6 +15,7 @@ use crate::prune_conv::{Plan, PruneConvError, prune_package};
 use crate::quantize::calibrate::Method;
 use crate::quantize_detect::{self, QuantizeDetectError};
 use crate::render_text::{self, RenderError};
+use crate::report_plot::Point;
 
 /// A detection recipe file.
 #[derive(Debug, Clone, Deserialize)]
@@ -331,17 +332,17 @@ pub fn run(
         current = record("quantize", r.manifest)?;
     }
     let (report, plot) = (out.join("report.md"), out.join("report.svg"));
-    crate::write_atomic(&report, markdown(recipe, &steps).as_bytes())
-        .map_err(|e| write_error(&report, &e))?;
-    let points: Vec<crate::report_plot::Point> = steps
+    let points: Vec<Point> = steps
         .iter()
-        .map(|s| crate::report_plot::Point {
+        .map(|s| Point {
             name: s.name,
             latency_ms: s.measured.tract_ms,
             bytes: s.measured.bytes,
             metric: s.measured.map,
         })
         .collect();
+    crate::write_atomic(&report, markdown(recipe, &steps, &points).as_bytes())
+        .map_err(|e| write_error(&report, &e))?;
     crate::report_plot::draw(&points, "mAP@0.5 (rendered text)", &plot)
         .map_err(|e| write_error(&plot, &e))?;
     if steps.len() > 1 {
@@ -373,7 +374,7 @@ fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DetectRecipeError> {
     Ok(files)
 }
 
-fn markdown(recipe: &DetectRecipe, steps: &[Step]) -> String {
+fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
     let m = &recipe.measure;
     let t = &steps[0].measured;
     let mut out = format!(
@@ -438,6 +439,16 @@ fn markdown(recipe: &DetectRecipe, steps: &[Step]) -> String {
         ratio * 100.0,
         verdict(ratio >= 0.95)
     );
+    let map = |m: f64| format!("mAP@0.5 {m:.4}");
+    out.push_str(&match t.ort.as_ref() {
+        Some(o) => crate::pareto::markdown(
+            points,
+            "the speed target",
+            |p| p.latency_ms * 3.0 <= o.latency_ms,
+            map,
+        ),
+        None => crate::pareto::markdown(points, "the speed target (not measured)", |_| false, map),
+    });
     out.push_str("\n![mAP against latency and size](report.svg)\n");
     out
 }

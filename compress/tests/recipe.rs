@@ -97,6 +97,8 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
         "| distill |",
         "| quantize |",
         "## Targets",
+        "- Pareto front (no other step at once as good, as fast in tract and as small): ",
+        " the size target (speed not measured)",
     ] {
         assert!(report.contains(row), "{row} missing from\n{report}");
     }

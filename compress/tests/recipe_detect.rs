@@ -81,6 +81,8 @@ onnxruntime = false
         "| quantize |",
         "## Targets",
         "mAP@0.5: teacher",
+        "- Pareto front (no other step at once as good, as fast in tract and as small): ",
+        "- no step meets the speed target (not measured)",
     ] {
         assert!(report.contains(needle), "{needle} missing from:\n{report}");
     }
