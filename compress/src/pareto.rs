@@ -19,8 +19,9 @@ pub fn front(points: &[Point]) -> Vec<&Point> {
         .collect()
 }
 
-/// The report's lines: the front, and of the points that pass `meets` (the speed and size
-/// targets, described by `targets`) the one with the best metric, or that none passes.
+/// The report's lines: the front; of the points that pass `meets` (the speed and size targets,
+/// described by `targets`) the one with the best metric, or that none passes; and, as the reason
+/// a metric target is missed, the front's points with a better metric, which all miss `targets`.
 /// `metric` formats a point's metric.
 pub fn markdown(
     points: &[Point],
@@ -28,25 +29,44 @@ pub fn markdown(
     meets: impl Fn(&Point) -> bool,
     metric: impl Fn(f64) -> String,
 ) -> String {
-    let names: Vec<&str> = front(points).iter().map(|p| p.name).collect();
+    let front = front(points);
+    let names: Vec<&str> = front.iter().map(|p| p.name).collect();
     let mut out = format!(
         "- Pareto front (no other step at once as good, as fast in tract and as small): {}\n",
         names.join(", ")
     );
-    let best = points
-        .iter()
-        .filter(|p| meets(p))
-        .max_by(|a, b| a.metric.total_cmp(&b.metric));
-    out.push_str(&match best {
-        Some(p) => format!(
-            "- best step meeting {targets}: {} ({}, {:.2} ms, {} bytes)\n",
+    let describe = |p: &Point| {
+        format!(
+            "{} ({}, {:.2} ms, {} bytes)",
             p.name,
             metric(p.metric),
             p.latency_ms,
             p.bytes
-        ),
-        None => format!("- no step meets {targets}\n"),
-    });
+        )
+    };
+    let Some(best) = points
+        .iter()
+        .filter(|p| meets(p))
+        .max_by(|a, b| a.metric.total_cmp(&b.metric))
+    else {
+        out.push_str(&format!("- no step meets {targets}\n"));
+        return out;
+    };
+    out.push_str(&format!(
+        "- best step meeting {targets}: {}\n",
+        describe(best)
+    ));
+    let better: Vec<String> = front
+        .iter()
+        .filter(|p| p.metric > best.metric)
+        .map(|p| describe(p))
+        .collect();
+    if !better.is_empty() {
+        out.push_str(&format!(
+            "- every step with a better metric misses {targets}: {}\n",
+            better.join(", ")
+        ));
+    }
     out
 }
 
@@ -102,7 +122,21 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "every step with a better metric misses the speed and size targets: \
+                 teacher (85.00 %, 10.00 ms, 90 bytes), distill (83.00 %, 2.00 ms, 30 bytes)"
+            ),
+            "{text}"
+        );
         let none = markdown(&points, "the speed target", |_| false, |m| m.to_string());
         assert!(none.contains("- no step meets the speed target"), "{none}");
+        assert!(!none.contains("every step"), "{none}");
+        let all = markdown(&points, "no target", |_| true, |m| m.to_string());
+        assert!(
+            all.contains("best step meeting no target: teacher"),
+            "{all}"
+        );
+        assert!(!all.contains("every step"), "{all}");
     }
 }
