@@ -113,6 +113,11 @@ fn serve_answers_like_tract_and_refuses_bad_requests_clearly() {
         ..input.clone()
     };
     let header = protocol::HEADER_LENGTH;
+    // Sizes that overflow when added up: refused with a 400, and the server goes on answering.
+    let overflowing = format!(
+        r#"{{"inputs":[{{"name":"a","shape":[1],"datatype":"UINT8","parameters":{{"binary_data_size":1}}}},{{"name":"input:0","shape":[4294967295,4294967297],"datatype":"UINT8","parameters":{{"binary_data_size":{max}}}}}]}}"#,
+        max = u64::MAX
+    );
     let cases: Vec<(u16, crate::host::Response, &str)> = vec![
         (
             404,
@@ -164,6 +169,16 @@ fn serve_answers_like_tract_and_refuses_bad_requests_clearly() {
             "exceeds the body",
         ),
         (
+            400,
+            post(
+                port,
+                "/v2/models/blazeface-256/infer",
+                &[auth[0].clone(), (header, overflowing.len().to_string())],
+                &[overflowing.as_bytes(), &[1, 2, 3]].concat(),
+            ),
+            "binary data ends",
+        ),
+        (
             413,
             crate::host::exchange(
                 port,
@@ -196,7 +211,7 @@ fn serve_answers_like_tract_and_refuses_bad_requests_clearly() {
     assert_eq!(metric(&text, "successes_total", "blazeface-256"), 2.0);
     assert_eq!(
         metric(&text, "failures_total", "blazeface-256"),
-        6.0,
+        7.0,
         "{text}"
     );
     assert_eq!(metric(&text, "batches_total", "blazeface-256"), 2.0);

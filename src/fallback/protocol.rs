@@ -555,7 +555,7 @@ fn header<T: serde::de::DeserializeOwned>(
 }
 
 fn read_tensors(wire: Vec<WireTensor>, tail: &[u8]) -> Result<Vec<Tensor>, ProtocolError> {
-    let mut cursor = 0;
+    let mut cursor: usize = 0;
     let mut tensors = Vec::with_capacity(wire.len());
     for w in wire {
         let bad = |reason: String| ProtocolError::Tensor {
@@ -593,13 +593,12 @@ fn read_tensors(wire: Vec<WireTensor>, tail: &[u8]) -> Result<Vec<Tensor>, Proto
                         datatype.name()
                     )));
                 }
-                let end = cursor + size;
-                if end > tail.len() {
+                let Some(end) = cursor.checked_add(size).filter(|&end| end <= tail.len()) else {
                     return Err(bad(format!(
                         "binary data ends after {} of {size} bytes",
                         tail.len() - cursor
                     )));
-                }
+                };
                 let values = Values::read_le(datatype, &tail[cursor..end]);
                 cursor = end;
                 values
@@ -759,6 +758,28 @@ mod tests {
         let mut short = encode_request(&request(), true);
         short.bytes.truncate(short.bytes.len() - 4);
         let err = decode_request(&short.bytes, short.header_length).unwrap_err();
+        assert!(err.to_string().contains("binary data ends"), "{err}");
+    }
+
+    #[test]
+    fn overflowing_binary_sizes_are_refused_not_a_panic() {
+        let big = i64::MAX;
+        let header = format!(
+            r#"{{"inputs":[{{"name":"a","shape":[1],"datatype":"UINT8","parameters":{{"binary_data_size":1}}}},{{"name":"b","shape":[{big},{big}],"datatype":"FP32","parameters":{{"binary_data_size":{}}}}}]}}"#,
+            u64::MAX
+        );
+        let mut body = header.clone().into_bytes();
+        body.extend([7u8, 1, 2, 3]);
+        let err = decode_request(&body, Some(header.len())).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+        // 4294967295 × 4294967297 = u64::MAX bytes: the cursor, one byte in, would wrap.
+        let huge = format!(
+            r#"{{"inputs":[{{"name":"a","shape":[1],"datatype":"UINT8","parameters":{{"binary_data_size":1}}}},{{"name":"b","shape":[4294967295,4294967297],"datatype":"UINT8","parameters":{{"binary_data_size":{}}}}}]}}"#,
+            u64::MAX
+        );
+        let mut body = huge.clone().into_bytes();
+        body.extend([7u8, 1]);
+        let err = decode_request(&body, Some(huge.len())).unwrap_err();
         assert!(err.to_string().contains("binary data ends"), "{err}");
     }
 
