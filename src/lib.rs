@@ -8,6 +8,7 @@ pub mod model;
 pub mod observe;
 pub mod pipeline;
 pub mod publish;
+pub mod queue;
 pub mod source;
 pub mod text;
 pub mod track;

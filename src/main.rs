@@ -739,7 +739,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let result: anyhow::Result<()> = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+            .with_context(|| format!("cannot listen on {} (option `--listen`)", settings.listen))?;
         let stop = CancellationToken::new();
         tokio::spawn(on_signal(stop.clone()));
         edgemass::fallback::serve::serve(&settings, models, listener, stop).await?;

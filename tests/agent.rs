@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use regex_lite::Regex;
 
-use crate::common::{certificates, manifest, photo, root, text_package};
+use crate::common::{certificates, manifest, manifest_variant, photo, root, text_package};
 use crate::mqtt::{Agent, Mosquitto, Subscriber, free_port, http_get, wait_for};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -80,6 +80,39 @@ fn face_photos(dir: &Path) -> PathBuf {
         std::fs::copy(photo(name), photos.join(name)).unwrap();
     }
     photos
+}
+
+#[test]
+fn the_first_stats_message_goes_out_as_the_pipeline_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let sub = Subscriber::connect(broker.port, "edgemass/testdev/stats");
+    let setup = Setup::new(dir.path(), broker.port).camera(
+        "door",
+        "images",
+        &face_photos(dir.path()),
+        2.0,
+        true,
+        "",
+    );
+    let config = setup.write(dir.path());
+    let hourly = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("stats_interval_s = 1\n", "stats_interval_s = 3600\n");
+    std::fs::write(&config, hourly).unwrap();
+    let mut agent = Agent::start(&config);
+    assert!(
+        wait_for(LONG, || !sub.on("edgemass/testdev/stats").is_empty()),
+        "no stats within {LONG:?} with an hourly interval: {}",
+        agent.stderr()
+    );
+    let stats = sub.on("edgemass/testdev/stats")[0].json();
+    assert_eq!(
+        stats["cameras"]["door"]["model"], "blazeface-256",
+        "{stats}"
+    );
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
 }
 
 #[test]
@@ -352,11 +385,7 @@ fn events_pending_at_kill_9_are_delivered_after_restart() {
         "{}",
         agent.stderr()
     );
-    Command::new("kill")
-        .args(["-KILL", &agent.child.id().to_string()])
-        .status()
-        .unwrap();
-    agent.wait(LONG);
+    agent.kill();
     let before: Vec<String> = pending().unwrap();
     assert!(before.len() >= 5);
 
@@ -394,7 +423,8 @@ fn bad_commands_sources_images_and_outbox_are_reported_and_the_agent_keeps_runni
             5.0,
             false,
             "",
-        );
+        )
+        .camera("usb", "camera", Path::new("7"), 5.0, false, "");
     setup.outbox = blocker.join("outbox.sqlite");
     let mut agent = Agent::start(&setup.write(dir.path()));
     assert!(
@@ -439,6 +469,14 @@ fn bad_commands_sources_images_and_outbox_are_reported_and_the_agent_keeps_runni
     }));
     assert!(
         wait_for(LONG, || errors().iter().any(|e| e["camera"] == "gone")),
+        "{:?}",
+        errors()
+    );
+    // A V4L2 camera index names its device, opened by ffmpeg; an absent one is reported.
+    assert!(
+        wait_for(LONG, || errors().iter().any(
+            |e| e["camera"] == "usb" && e["error"].as_str().unwrap().contains("camera /dev/video7")
+        )),
         "{:?}",
         errors()
     );
@@ -584,6 +622,144 @@ fn bad_config_exits_64_naming_the_key() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+/// `edgemass run` on `config`, expected to refuse to start: its one-line error.
+fn start_error(config: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_edgemass"))
+        .args(["run", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "started anyway: {stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    errors[0].to_owned()
+}
+
+#[test]
+fn startup_errors_name_the_port_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let photos = face_photos(dir.path());
+
+    let mut http =
+        Setup::new(dir.path(), free_port()).camera("door", "images", &photos, 5.0, false, "");
+    http.embedded = true;
+    http.http = Some(port);
+    let error = start_error(&http.write(dir.path()));
+    assert!(
+        error.contains(&format!("127.0.0.1:{port}")) && error.contains("`http.listen`"),
+        "{error}"
+    );
+
+    let mut broker = Setup::new(dir.path(), port).camera("door", "images", &photos, 5.0, false, "");
+    broker.embedded = true;
+    let error = start_error(&broker.write(dir.path()));
+    assert!(
+        error.contains(&format!("127.0.0.1:{port}")) && error.contains("`mqtt.port`"),
+        "{error}"
+    );
+
+    let absent = dir.path().join("no-such-model.onnx");
+    let variant = manifest_variant(dir.path(), "blazeface-256", |t| {
+        let file = t
+            .lines()
+            .find(|l| l.starts_with("file ="))
+            .unwrap()
+            .to_owned();
+        t.replace(&file, &format!("file = {:?}", absent.display().to_string()))
+    });
+    let mut missing =
+        Setup::new(dir.path(), free_port()).camera("door", "images", &photos, 5.0, false, "");
+    missing.embedded = true;
+    let config = missing.write(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("{:?}", manifest("blazeface-256").display().to_string()),
+        &format!("{:?}", variant.display().to_string()),
+    );
+    std::fs::write(&config, text).unwrap();
+    let error = start_error(&config);
+    assert!(
+        error.contains("no-such-model.onnx") && error.contains(&variant.display().to_string()),
+        "{error}"
+    );
+
+    let config = dir.path().join("unknown-key.toml");
+    let text = std::fs::read_to_string(http.write(dir.path()))
+        .unwrap()
+        .replace("[outbox]\n", "[outbox]\nretention = 3\n");
+    std::fs::write(&config, text).unwrap();
+    let error = start_error(&config);
+    let line = std::fs::read_to_string(&config)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("retention"))
+        .unwrap()
+        + 1;
+    assert!(
+        error.contains("retention") && error.contains(&format!("line {line}")),
+        "{error}"
+    );
+    drop(taken);
+}
+
+#[test]
+fn commands_and_texts_sent_while_the_agent_is_away_are_handled_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let mut setup = Setup::new(dir.path(), broker.port).camera(
+        "door",
+        "images",
+        &face_photos(dir.path()),
+        2.0,
+        true,
+        "",
+    );
+    setup.text = Some(format!(
+        "[text]\nmodel = {:?}\n",
+        text_package().display().to_string()
+    ));
+    let config = setup.write(dir.path());
+    let sub = Subscriber::connect(broker.port, "edgemass/testdev/#");
+    let mut agent = Agent::start(&config);
+    assert!(
+        wait_for(LONG, || !sub.on("edgemass/testdev/stats").is_empty()),
+        "{}",
+        agent.stderr()
+    );
+    agent.kill();
+
+    sub.publish("edgemass/testdev/set/door/enabled", "false");
+    sub.publish(
+        "edgemass/testdev/text/in",
+        r#"{"id": "while-away", "text": "an absolute delight from start to finish"}"#,
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let mut again = Agent::start(&config);
+    let answers = || {
+        sub.on("edgemass/testdev/text/out")
+            .iter()
+            .filter(|m| m.json()["id"] == "while-away")
+            .count()
+    };
+    assert!(
+        wait_for(LONG, || answers() >= 1),
+        "the text sent while the agent was away was not classified: {}",
+        again.stderr()
+    );
+    assert!(
+        wait_for(LONG, || again.stderr().contains("command: Enable")),
+        "{}",
+        again.stderr()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(answers(), 1);
+    assert_eq!(again.stderr().matches("command: Enable").count(), 1);
+    again.terminate();
+    assert_eq!(again.wait(LONG), 0, "{}", again.stderr());
 }
 
 #[test]

@@ -266,6 +266,12 @@ impl Agent {
             .unwrap();
     }
 
+    /// Kills the agent with SIGKILL (nothing flushed, no goodbye) and reaps it.
+    pub fn kill(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
     /// Waits for exit; returns the exit code.
     pub fn wait(&mut self, timeout: Duration) -> i32 {
         let until = Instant::now() + timeout;

@@ -1,6 +1,5 @@
 //! The small HTTP listener: `/metrics` (Prometheus), `/healthz`, `/snapshot/CAMERA.jpg`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -15,14 +14,14 @@ use super::stats::Registry;
 use crate::pipeline::worker::encode_jpeg;
 use crate::vision::annotate;
 
-/// Binds `addr` and serves until `stop` is cancelled.
+/// Serves on `listener` until `stop` is cancelled.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
     labels: Arc<Vec<(String, Vec<String>)>>,
     stop: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
     tracing::info!("http: serving /metrics, /healthz and /snapshot/CAMERA.jpg on {addr}");
     let app = Router::new()
         .route("/metrics", get(metrics))

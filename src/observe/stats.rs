@@ -14,6 +14,7 @@ use crate::pipeline::slot::Slot;
 use crate::pipeline::text::TextStats;
 use crate::pipeline::worker::WorkerStats;
 use crate::publish::client::Status;
+use crate::queue::{Policy, QueueStats};
 use crate::source::{Frame, SourceStats};
 
 /// The live counters of one camera.
@@ -43,6 +44,20 @@ pub struct Registry {
     pub publisher: Arc<Status>,
     /// The fallback host's counters, when there is a host.
     pub fallback: Option<Arc<HostStats>>,
+    /// The counted channels (publish, broker input, commands, texts, source problems).
+    pub queues: Vec<Arc<QueueStats>>,
+    /// Most events the outbox keeps.
+    pub outbox_capacity: usize,
+}
+
+/// One queue as stats and metrics show it.
+struct QueueRow {
+    name: String,
+    capacity: usize,
+    depth: u64,
+    high_water: u64,
+    dropped: u64,
+    policy: Policy,
 }
 
 fn ms(d: std::time::Duration) -> f64 {
@@ -66,6 +81,40 @@ impl Registry {
                 .map(|c| c.worker.inferred.load(Ordering::Relaxed))
                 .collect(),
         }
+    }
+
+    /// Every bounded queue: the counted channels, each camera's frame slot and the outbox.
+    fn queue_rows(&self) -> Vec<QueueRow> {
+        let mut rows: Vec<QueueRow> = self
+            .queues
+            .iter()
+            .map(|q| QueueRow {
+                name: q.name.clone(),
+                capacity: q.capacity,
+                depth: q.depth(),
+                high_water: q.high_water(),
+                dropped: q.dropped_total(),
+                policy: q.policy,
+            })
+            .collect();
+        rows.extend(self.cameras.iter().map(|c| QueueRow {
+            name: format!("frames/{}", c.name),
+            capacity: 1,
+            depth: u64::from(c.slot.is_full()),
+            high_water: c.source.frames.load(Ordering::Relaxed).min(1),
+            dropped: c.slot.dropped(),
+            policy: Policy::Replace,
+        }));
+        let p = &self.publisher;
+        rows.push(QueueRow {
+            name: "outbox".into(),
+            capacity: self.outbox_capacity,
+            depth: p.outbox_depth.load(Ordering::Relaxed),
+            high_water: p.outbox_high_water.load(Ordering::Relaxed),
+            dropped: p.outbox_dropped.load(Ordering::Relaxed),
+            policy: Policy::DropOldest,
+        });
+        rows
     }
 
     /// The stats message; fps is measured since `rates` was last updated.
@@ -122,6 +171,13 @@ impl Registry {
                 })
             }),
             "fallback": self.fallback.as_ref().map(|f| f.to_json()),
+            "queues": self.queue_rows().into_iter().map(|q| (q.name, json!({
+                "capacity": q.capacity,
+                "depth": q.depth,
+                "high_water": q.high_water,
+                "dropped": q.dropped,
+                "policy": q.policy.name(),
+            }))).collect::<serde_json::Map<_, _>>(),
         })
     }
 
@@ -225,6 +281,43 @@ impl Registry {
             "Events acknowledged by the broker.",
             vec![(String::new(), load(&p.events_acked))],
         );
+        let queues = self.queue_rows();
+        let columns: [(&str, &str, &str, fn(&QueueRow) -> f64); 4] = [
+            (
+                "queue_capacity",
+                "gauge",
+                "Most items a bounded queue holds.",
+                |q| q.capacity as f64,
+            ),
+            (
+                "queue_depth",
+                "gauge",
+                "Items waiting in a bounded queue.",
+                |q| q.depth as f64,
+            ),
+            (
+                "queue_high_water",
+                "gauge",
+                "Most items that ever waited in a bounded queue at once.",
+                |q| q.high_water as f64,
+            ),
+            (
+                "queue_dropped_total",
+                "counter",
+                "Items a full queue dropped, replaced or refused, by its policy.",
+                |q| q.dropped as f64,
+            ),
+        ];
+        for (name, kind, help, value) in columns {
+            let rows = queues
+                .iter()
+                .map(|q| {
+                    let labels = format!("{{queue=\"{}\",policy=\"{}\"}}", q.name, q.policy.name());
+                    (labels, value(q))
+                })
+                .collect();
+            metric(name, kind, help, rows);
+        }
         if let Some((model, t)) = &self.text {
             let labels = format!("{{model=\"{model}\"}}");
             for (name, help, value) in [
@@ -344,6 +437,8 @@ mod tests {
             text: None,
             publisher: Arc::new(Status::default()),
             fallback: Some(host),
+            queues: Vec::new(),
+            outbox_capacity: 10,
         };
         let json = registry.to_json(&mut registry.rates());
         assert_eq!(json["fallback"]["escalations"], 7);
@@ -365,5 +460,41 @@ mod tests {
         };
         assert!(without.to_json(&mut without.rates())["fallback"].is_null());
         assert!(!without.prometheus().contains("fallback"));
+    }
+
+    #[test]
+    fn every_queue_reaches_the_stats_message_and_metrics() {
+        let text_in = QueueStats::new("text_in", 2, Policy::Refuse);
+        text_in.pushed();
+        text_in.pushed();
+        text_in.popped();
+        text_in.dropped();
+        let publisher = Arc::new(Status::default());
+        publisher.outbox_depth.store(3, Ordering::Relaxed);
+        publisher.outbox_high_water.store(9, Ordering::Relaxed);
+        let registry = Registry {
+            started: Instant::now(),
+            cameras: Vec::new(),
+            text: None,
+            publisher,
+            fallback: None,
+            queues: vec![text_in],
+            outbox_capacity: 100,
+        };
+        let json = registry.to_json(&mut registry.rates());
+        assert_eq!(
+            json["queues"]["text_in"],
+            json!({"capacity": 2, "depth": 1, "high_water": 2, "dropped": 1, "policy": "refuse"})
+        );
+        assert_eq!(json["queues"]["outbox"]["high_water"], 9);
+        assert_eq!(json["queues"]["outbox"]["policy"], "drop-oldest");
+        let text = registry.prometheus();
+        for line in [
+            "edgemass_queue_dropped_total{queue=\"text_in\",policy=\"refuse\"} 1\n",
+            "edgemass_queue_high_water{queue=\"outbox\",policy=\"drop-oldest\"} 9\n",
+            "edgemass_queue_capacity{queue=\"outbox\",policy=\"drop-oldest\"} 100\n",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
     }
 }

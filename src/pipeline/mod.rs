@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TextConfig};
@@ -27,6 +26,7 @@ use crate::publish::outbox::Outbox;
 use crate::publish::store::{MemoryQueue, Store};
 use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
+use crate::queue::{self, Policy, QueueStats};
 use crate::source::{self, SourceStats};
 use crate::text::classifier::TextClassifier;
 use crate::track::TrackerConfig;
@@ -34,6 +34,16 @@ use crate::vision::detector::{DetectError, Detector};
 use slot::Slot;
 use text::{TextStats, TextWorker};
 use worker::{Control, Worker, WorkerStats};
+
+/// Messages waiting for the publisher before their senders wait.
+const PUBLISH: usize = 256;
+/// Validated commands waiting for the cameras; the publisher waits when full.
+const COMMANDS: usize = 64;
+/// Texts from MQTT waiting for the text queue; more are refused and the sender told on
+/// `P/D/error` (the publisher that receives them must never wait on the classifier).
+const TEXT_IN: usize = 1024;
+/// Source problem reports waiting to be published; more are dropped (and still logged).
+const PROBLEMS: usize = 64;
 
 /// Errors that stop the agent from starting.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +65,14 @@ pub enum AgentError {
         path: std::path::PathBuf,
         /// Why.
         source: Box<crate::text::TextError>,
+    },
+    /// The HTTP endpoint's address cannot be bound.
+    #[error("cannot listen on {addr} for /metrics and /healthz (config key `http.listen`)")]
+    Http {
+        /// The configured address.
+        addr: SocketAddr,
+        /// Why, e.g. the port is in use.
+        source: std::io::Error,
     },
     /// The embedded broker could not start.
     #[error(transparent)]
@@ -89,6 +107,14 @@ pub async fn run(
     grace: Duration,
 ) -> Result<Summary, AgentError> {
     let started = Instant::now();
+    let http = match config.http {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| AgentError::Http { addr, source })?,
+        ),
+        None => None,
+    };
     let mqtt = config.mqtt.clone();
     if mqtt.embedded_broker {
         let ip = if mqtt.host == "localhost" {
@@ -175,14 +201,26 @@ pub async fn run(
     } else {
         Vec::new()
     };
-    let (commands_tx, mut commands_rx) = mpsc::channel::<Command>(64);
+    let mut queues = Vec::new();
+    let mut counted = |name: &str, capacity: usize, policy: Policy| {
+        let stats = QueueStats::new(name, capacity, policy);
+        queues.push(stats.clone());
+        stats
+    };
+    let (commands_tx, mut commands_rx) =
+        queue::channel::<Command>(counted("commands", COMMANDS, Policy::Wait));
     let (text_in, from_mqtt) = match &config.text {
         Some(t) if t.mqtt => {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = queue::channel(counted("text_in", TEXT_IN, Policy::Refuse));
             (Some(tx), Some(rx))
         }
         _ => (None, None),
     };
+    let text_queue = config
+        .text
+        .as_ref()
+        .map(|t| counted("text", t.queue, Policy::Wait));
+    let problems = counted("source_problems", PROBLEMS, Policy::Drop);
     let publisher_stop = CancellationToken::new();
     let settings = Settings {
         mqtt: mqtt.clone(),
@@ -190,12 +228,14 @@ pub async fn run(
         discovery,
         cameras: labels.clone(),
         text_in,
+        capacity: PUBLISH,
     };
     let (publisher, publisher_task) =
         client::spawn(settings, store, commands_tx, publisher_stop.clone())?;
+    queues.splice(0..0, publisher.queues());
 
     let sources_stop = CancellationToken::new();
-    let (problems_tx, mut problems_rx) = mpsc::unbounded_channel();
+    let (problems_tx, mut problems_rx) = queue::channel(problems);
     let mut counters = Vec::new();
     let mut controls = Vec::new();
     let mut threads = Vec::new();
@@ -242,11 +282,12 @@ pub async fn run(
     }
     drop(problems_tx);
     let text_stop = CancellationToken::new();
-    let text = match (classifier, &config.text) {
-        (Some(classifier), Some(settings)) => Some(start_text(
+    let text = match (classifier, &config.text, text_queue) {
+        (Some(classifier), Some(settings), Some(text_queue)) => Some(start_text(
             classifier,
             settings,
             from_mqtt,
+            text_queue,
             &publisher,
             &topics,
             text_stop.clone(),
@@ -263,6 +304,8 @@ pub async fn run(
             .map(|(name, stats, _)| (name.clone(), stats.clone())),
         publisher: publisher.status().clone(),
         fallback: links.stats(),
+        queues,
+        outbox_capacity: config.outbox.capacity,
     });
 
     let tasks_stop = CancellationToken::new();
@@ -290,8 +333,12 @@ pub async fn run(
         let every = mqtt.stats_interval;
         async move {
             let mut rates = registry.rates();
+            // Stats are best effort (skipped while offline): the first goes out as soon as the
+            // broker session is up, then one per interval.
+            while !publisher.status().connected.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let mut tick = tokio::time::interval(every);
-            tick.tick().await;
             loop {
                 tick.tick().await;
                 let body = registry.to_json(&mut rates).to_string().into_bytes();
@@ -304,13 +351,13 @@ pub async fn run(
             }
         }
     }));
-    if let Some(addr) = config.http {
+    if let Some(listener) = http {
         let registry = registry.clone();
         let labels = Arc::new(labels.clone());
         let stop = tasks_stop.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::observe::http::serve(addr, registry, labels, stop).await {
-                tracing::error!("http: cannot serve on {addr}: {e}");
+            if let Err(e) = crate::observe::http::serve(listener, registry, labels, stop).await {
+                tracing::error!("http: stopped serving: {e}");
             }
         }));
     }
@@ -387,7 +434,8 @@ pub async fn run(
 fn start_text(
     classifier: TextClassifier,
     settings: &TextConfig,
-    from_mqtt: Option<mpsc::UnboundedReceiver<TextRequest>>,
+    from_mqtt: Option<queue::Receiver<TextRequest>>,
+    text_queue: Arc<QueueStats>,
     publisher: &client::Handle,
     topics: &Topics,
     stop: CancellationToken,
@@ -396,7 +444,7 @@ fn start_text(
 ) -> Result<(String, Arc<TextStats>, std::thread::JoinHandle<()>), AgentError> {
     let name = classifier.manifest().name.clone();
     let stats = Arc::new(TextStats::default());
-    let (queue, waiting) = std::sync::mpsc::sync_channel(settings.queue);
+    let (queue, waiting) = queue::sync_channel(text_queue);
     if let Some(from_mqtt) = from_mqtt {
         text::spawn_forward(from_mqtt, queue.clone(), stats.clone()).map_err(AgentError::Thread)?;
     }

@@ -48,6 +48,11 @@ impl<T> Slot<T> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Whether an unread item waits.
+    pub fn is_full(&self) -> bool {
+        self.lock().item.is_some()
+    }
+
     /// Puts `item`, replacing (and counting) an unread one. Returns false once closed.
     pub fn put(&self, item: T) -> bool {
         let mut state = self.lock();

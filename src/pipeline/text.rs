@@ -7,11 +7,10 @@
 use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::bench::RecentLatencies;
@@ -19,6 +18,7 @@ use crate::fallback::text::TextFallback;
 use crate::publish::client::{Handle, Outgoing};
 use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
+use crate::queue::{Receiver, SyncReceiver, SyncSender};
 use crate::text::classifier::TextClassifier;
 
 /// Live counters of the text stage.
@@ -41,7 +41,7 @@ pub struct TextWorker {
     /// The loaded model.
     pub classifier: TextClassifier,
     /// The bounded queue.
-    pub queue: Receiver<TextRequest>,
+    pub queue: SyncReceiver<TextRequest>,
     /// Where results go.
     pub publisher: Handle,
     /// Topic names.
@@ -157,7 +157,7 @@ impl TextWorker {
 /// Starts a thread that moves texts received over MQTT into the bounded queue, waiting while it
 /// is full; it ends with the publisher.
 pub fn spawn_forward(
-    mut from_mqtt: mpsc::UnboundedReceiver<TextRequest>,
+    mut from_mqtt: Receiver<TextRequest>,
     queue: SyncSender<TextRequest>,
     stats: Arc<TextStats>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -166,7 +166,7 @@ pub fn spawn_forward(
         .spawn(move || {
             while let Some(request) = from_mqtt.blocking_recv() {
                 stats.received.fetch_add(1, Ordering::Relaxed);
-                if queue.send(request).is_err() {
+                if !queue.send(request) {
                     break;
                 }
             }
@@ -233,7 +233,7 @@ pub fn spawn_lines(
                 match TextRequest::from_line(&bytes, source, index + 1) {
                     Ok(request) => {
                         stats.received.fetch_add(1, Ordering::Relaxed);
-                        if queue.send(request).is_err() {
+                        if !queue.send(request) {
                             break;
                         }
                     }

@@ -12,7 +12,9 @@ pub enum BrokerError {
         addr: SocketAddr,
     },
     /// The port is taken or cannot be bound.
-    #[error("cannot listen on {addr} for the embedded broker")]
+    #[error(
+        "cannot listen on {addr} for the embedded broker (config keys `mqtt.port`, `mqtt.host`; or set `mqtt.embedded_broker = false` to use a broker already there)"
+    )]
     Bind {
         /// The address.
         addr: SocketAddr,

@@ -11,7 +11,6 @@ use std::time::Duration;
 use rumqttc::{
     AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
 };
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::command::{self, Command};
@@ -20,11 +19,14 @@ use super::store::Store;
 use super::text_in::TextRequest;
 use super::topics::Topics;
 use crate::config::Mqtt;
+use crate::queue::{self, Policy, QueueStats};
 
 /// Most events sent and not yet acknowledged at once; below rumqttc's in-flight limit so packet
 /// ids never collide.
 const WINDOW: usize = 64;
 const INFLIGHT: u16 = 100;
+/// Broker events (acks, commands, texts) waiting for the publisher; the connection waits when full.
+const INBOUND: usize = 1024;
 
 /// Something to publish.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +77,8 @@ pub struct Status {
     pub connected: AtomicBool,
     /// Events waiting in the store.
     pub outbox_depth: AtomicU64,
+    /// Most events that ever waited in the store at once.
+    pub outbox_high_water: AtomicU64,
     /// Events dropped because the store was full.
     pub outbox_dropped: AtomicU64,
     /// Events the broker acknowledged.
@@ -97,28 +101,37 @@ pub struct Settings {
     pub discovery: Vec<DiscoveryConfig>,
     /// Cameras and their labels, for validating commands.
     pub cameras: Vec<(String, Vec<String>)>,
-    /// Where texts from `P/D/text/in` go; `None` leaves the topic unsubscribed. Unbounded so the
-    /// publisher never waits on the classifier (which itself waits on the publisher); the text
-    /// stage applies the bounded queue behind it.
-    pub text_in: Option<mpsc::UnboundedSender<TextRequest>>,
+    /// Where texts from `P/D/text/in` go; `None` leaves the topic unsubscribed. The publisher
+    /// never waits on it (the classifier itself waits on the publisher): a text that finds it
+    /// full is refused and the sender told so on `P/D/error`.
+    pub text_in: Option<queue::Sender<TextRequest>>,
+    /// Most messages waiting for the publisher before senders wait.
+    pub capacity: usize,
 }
 
 /// Handle to a running publisher.
 #[derive(Clone)]
 pub struct Handle {
-    tx: mpsc::Sender<Outgoing>,
+    tx: queue::Sender<Outgoing>,
+    inbound: Arc<QueueStats>,
     status: Arc<Status>,
 }
 
 impl Handle {
     /// Queues a message, waiting while the queue is full (events are never dropped here).
     pub async fn send(&self, message: Outgoing) {
-        let _ = self.tx.send(message).await;
+        self.tx.send(message).await;
     }
 
     /// Queues a message from a non-async thread, waiting while the queue is full.
     pub fn blocking_send(&self, message: Outgoing) {
-        let _ = self.tx.blocking_send(message);
+        self.tx.blocking_send(message);
+    }
+
+    /// The counters of the publisher's queues: messages to publish, and what the broker
+    /// connection delivers (acks, commands, texts) waiting for the publisher.
+    pub fn queues(&self) -> [Arc<QueueStats>; 2] {
+        [self.tx.stats().clone(), self.inbound.clone()]
     }
 
     /// Live counters.
@@ -132,17 +145,19 @@ impl Handle {
 pub fn spawn(
     settings: Settings,
     store: Store,
-    commands: mpsc::Sender<Command>,
+    commands: queue::Sender<Command>,
     stop: CancellationToken,
 ) -> Result<(Handle, tokio::task::JoinHandle<()>), ClientError> {
     let options = options(&settings)?;
-    let (tx, rx) = mpsc::channel(256);
+    let (tx, rx) = queue::channel(QueueStats::new("publish", settings.capacity, Policy::Wait));
+    let inbound = QueueStats::new("mqtt_in", INBOUND, Policy::Wait);
     let status = Arc::new(Status::default());
     let publisher = Publisher {
         options,
         settings,
         store,
         rx,
+        inbound: inbound.clone(),
         inbound_open: true,
         commands,
         stop,
@@ -151,14 +166,23 @@ pub fn spawn(
     };
     publisher.refresh_depth();
     let task = tokio::spawn(publisher.run());
-    Ok((Handle { tx, status }, task))
+    Ok((
+        Handle {
+            tx,
+            inbound,
+            status,
+        },
+        task,
+    ))
 }
 
 fn options(settings: &Settings) -> Result<MqttOptions, ClientError> {
     let m = &settings.mqtt;
     let mut o = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
     o.set_keep_alive(m.keep_alive)
-        .set_clean_session(true)
+        // A persistent session: the broker keeps the QoS 1 subscriptions and queues the commands
+        // and texts sent while the agent is away, delivering them when it is back.
+        .set_clean_session(false)
         .set_inflight(INFLIGHT)
         .set_max_packet_size(
             super::broker::MAX_PAYLOAD + 1024,
@@ -203,9 +227,10 @@ struct Publisher {
     options: MqttOptions,
     settings: Settings,
     store: Store,
-    rx: mpsc::Receiver<Outgoing>,
+    rx: queue::Receiver<Outgoing>,
+    inbound: Arc<QueueStats>,
     inbound_open: bool,
-    commands: mpsc::Sender<Command>,
+    commands: queue::Sender<Command>,
     stop: CancellationToken,
     status: Arc<Status>,
     states: BTreeMap<String, Vec<u8>>,
@@ -303,6 +328,9 @@ impl Publisher {
             self.status
                 .outbox_depth
                 .store(depth as u64, Ordering::Relaxed);
+            self.status
+                .outbox_high_water
+                .fetch_max(depth as u64, Ordering::Relaxed);
         }
         if let Ok(dropped) = self.store.dropped() {
             self.status.outbox_dropped.store(dropped, Ordering::Relaxed);
@@ -315,12 +343,12 @@ impl Publisher {
             return End::Finished;
         }
         let (client, mut eventloop) = AsyncClient::new(self.options.clone(), 1024);
-        let (events_tx, mut events) = mpsc::channel(1024);
+        let (events_tx, mut events) = queue::channel(self.inbound.clone());
         let poller = tokio::spawn(async move {
             loop {
                 let event = eventloop.poll().await;
                 let failed = event.is_err();
-                if events_tx.send(event).await.is_err() || failed {
+                if !events_tx.send(event).await || failed {
                     break;
                 }
             }
@@ -333,7 +361,7 @@ impl Publisher {
     async fn drive(
         &mut self,
         client: &AsyncClient,
-        events: &mut mpsc::Receiver<Result<Event, rumqttc::ConnectionError>>,
+        events: &mut queue::Receiver<Result<Event, rumqttc::ConnectionError>>,
     ) -> End {
         let mut session = Session::default();
         let mut connected = false;
@@ -592,7 +620,14 @@ impl Publisher {
             };
             match TextRequest::from_mqtt(payload) {
                 Ok(request) => {
-                    let _ = text_in.send(request);
+                    if let Err(queue::Full::Full(_)) = text_in.try_send(request) {
+                        let error = format!(
+                            "text queue full ({} waiting): the text was not classified; send it again later",
+                            text_in.stats().capacity
+                        );
+                        tracing::warn!("rejected text on {topic}: {error}");
+                        self.reject(client, session, topic, &error).await;
+                    }
                 }
                 Err(e) => {
                     tracing::warn!("rejected text on {topic}: {e}");
@@ -655,7 +690,7 @@ impl Publisher {
     async fn say_offline(
         &mut self,
         client: &AsyncClient,
-        events: &mut mpsc::Receiver<Result<Event, rumqttc::ConnectionError>>,
+        events: &mut queue::Receiver<Result<Event, rumqttc::ConnectionError>>,
     ) {
         let _ = client
             .publish(

@@ -1,10 +1,11 @@
-//! Frame sources: image folders and globs, video files and network streams through ffmpeg, and
-//! V4L2/USB cameras through nokhwa. Each runs on its own thread and hands frames to a
+//! Frame sources: image folders and globs, and video files, network streams and V4L2/USB
+//! cameras through an ffmpeg subprocess. Each runs on its own thread and hands frames to a
 //! [`Slot`](crate::pipeline::slot::Slot).
 
-#[cfg(all(feature = "camera", target_os = "linux"))]
 pub mod camera;
+pub mod ffmpeg;
 pub mod images;
+pub mod ppm;
 pub mod video;
 
 use std::sync::Arc;
@@ -57,8 +58,9 @@ pub struct Context {
     pub stop: CancellationToken,
     /// Counters.
     pub stats: Arc<SourceStats>,
-    /// Problem reports.
-    pub problems: tokio::sync::mpsc::UnboundedSender<SourceProblem>,
+    /// Problem reports; when the queue is full a report is dropped and counted (it is logged
+    /// here either way).
+    pub problems: crate::queue::Sender<SourceProblem>,
 }
 
 impl Context {
@@ -66,7 +68,7 @@ impl Context {
     pub fn problem(&self, camera: &str, message: String) {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(camera, "{message}");
-        let _ = self.problems.send(SourceProblem {
+        let _ = self.problems.try_send(SourceProblem {
             camera: camera.to_owned(),
             message,
         });
@@ -104,23 +106,10 @@ pub fn spawn(camera: &CameraConfig, ctx: Context) -> std::io::Result<std::thread
             match camera.source {
                 SourceKind::Images => images::run(&camera, &ctx),
                 SourceKind::Video | SourceKind::Stream => video::run(&camera, &ctx),
-                SourceKind::Camera => run_camera(&camera, &ctx),
+                SourceKind::Camera => camera::run(&camera, &ctx),
             }
             ctx.slot.close();
         })
-}
-
-#[cfg(all(feature = "camera", target_os = "linux"))]
-fn run_camera(camera: &CameraConfig, ctx: &Context) {
-    camera::run(camera, ctx)
-}
-
-#[cfg(not(all(feature = "camera", target_os = "linux")))]
-fn run_camera(camera: &CameraConfig, ctx: &Context) {
-    ctx.problem(
-        &camera.name,
-        "this build has no camera support (cargo feature `camera`)".into(),
-    );
 }
 
 /// Restart delays for sources that fail: 0.5 s doubling to 30 s.
