@@ -21,6 +21,7 @@ struct Setup {
     cameras: Vec<String>,
     embedded: bool,
     json_logs: bool,
+    stats_interval_s: u64,
     text: Option<String>,
 }
 
@@ -33,6 +34,7 @@ impl Setup {
             cameras: vec![],
             embedded: false,
             json_logs: false,
+            stats_interval_s: 1,
             text: None,
         }
     }
@@ -59,10 +61,11 @@ impl Setup {
             .http
             .map_or(String::from("\"\""), |p| format!("\"127.0.0.1:{p}\""));
         let text = format!(
-            "[device]\nid = \"testdev\"\n\n[log]\nformat = \"{}\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nembedded_broker = {}\nstats_interval_s = 1\nkeep_alive_s = 5\n\n[outbox]\npath = {:?}\n\n[http]\nlisten = {http}\n\n{}",
+            "[device]\nid = \"testdev\"\n\n[log]\nformat = \"{}\"\n\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\nembedded_broker = {}\nstats_interval_s = {}\nkeep_alive_s = 5\n\n[outbox]\npath = {:?}\n\n[http]\nlisten = {http}\n\n{}",
             if self.json_logs { "json" } else { "text" },
             self.port,
             self.embedded,
+            self.stats_interval_s,
             self.outbox.display().to_string(),
             self.cameras.join("\n")
         ) + self.text.as_deref().unwrap_or_default();
@@ -87,7 +90,7 @@ fn the_first_stats_message_goes_out_as_the_pipeline_starts() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Mosquitto::start(dir.path());
     let sub = Subscriber::connect(broker.port, "edgemass/testdev/stats");
-    let setup = Setup::new(dir.path(), broker.port).camera(
+    let mut setup = Setup::new(dir.path(), broker.port).camera(
         "door",
         "images",
         &face_photos(dir.path()),
@@ -95,12 +98,8 @@ fn the_first_stats_message_goes_out_as_the_pipeline_starts() {
         true,
         "",
     );
-    let config = setup.write(dir.path());
-    let hourly = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("stats_interval_s = 1\n", "stats_interval_s = 3600\n");
-    std::fs::write(&config, hourly).unwrap();
-    let mut agent = Agent::start(&config);
+    setup.stats_interval_s = 3600;
+    let mut agent = Agent::start(&setup.write(dir.path()));
     assert!(
         wait_for(LONG, || !sub.on("edgemass/testdev/stats").is_empty()),
         "no stats within {LONG:?} with an hourly interval: {}",

@@ -149,25 +149,12 @@ fn frames(
         }
         let image = match ppm::read_frame(&mut pipe) {
             Ok(image) => image,
-            Err(PpmError::End) => {
-                return Ended::Input {
-                    frames: delivered,
-                    clean: true,
-                    why: None,
-                };
-            }
-            Err(PpmError::Io(_)) => {
-                return Ended::Input {
-                    frames: delivered,
-                    clean: false,
-                    why: None,
-                };
-            }
             Err(e) => {
                 return Ended::Input {
                     frames: delivered,
-                    clean: false,
-                    why: Some(format!("ffmpeg wrote a bad frame: {e}")),
+                    clean: matches!(e, PpmError::End),
+                    why: matches!(e, PpmError::Frame(_))
+                        .then(|| format!("ffmpeg wrote a bad frame: {e}")),
                 };
             }
         };

@@ -1,15 +1,18 @@
-//! Reads the binary PPM (`P6`) frames that `ffmpeg -f image2pipe -c:v ppm` writes: each frame
-//! carries its own width and height, so a stream that changes resolution, or a video that ffmpeg
-//! rotates, still yields whole frames of the right size. Reading only; no process handling.
+//! Reads the binary PPM (`P6`) frames that `ffmpeg -f image2pipe -c:v ppm` writes, one after
+//! another, with the `image` crate's PNM decoder: each frame carries its own width and height,
+//! so a stream that changes resolution, or a video that ffmpeg rotates, still yields whole frames
+//! of the right size. Reading only; no process handling.
 
-use std::io::{self, Read};
+use std::io::{self, BufRead};
 
-use image::RgbImage;
+use image::codecs::pnm::PnmDecoder;
+use image::{DynamicImage, ImageDecoder, ImageError, Limits, RgbImage};
 
-/// The largest frame accepted: 16384 pixels on a side and 256 MiB of pixels.
+/// The largest frame accepted: 16384 pixels on a side and 256 MiB of pixels (checked before
+/// allocating).
 pub const MAX_SIDE: u32 = 16_384;
 /// The largest pixel buffer accepted, in bytes.
-pub const MAX_BYTES: usize = 256 << 20;
+pub const MAX_BYTES: u64 = 256 << 20;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -19,93 +22,44 @@ pub enum PpmError {
     End,
     /// The pipe failed, or ended inside a frame.
     #[error("frame cut short")]
-    Io(#[from] io::Error),
-    /// The header is not that of an 8-bit binary PPM.
-    #[error("not a P6 frame header: {0}")]
-    Header(String),
-    /// The frame's size is zero or over the limits.
-    #[error(
-        "frame size {width}x{height} is out of range (1 to {MAX_SIDE} a side, {MAX_BYTES} bytes)"
-    )]
-    Size {
-        /// Declared width.
-        width: u64,
-        /// Declared height.
-        height: u64,
-    },
+    Io(#[source] io::Error),
+    /// Not an 8-bit RGB PPM frame, or one over the size limit.
+    #[error("{0}")]
+    Frame(String),
+}
+
+impl From<ImageError> for PpmError {
+    fn from(e: ImageError) -> Self {
+        match e {
+            ImageError::IoError(e) => PpmError::Io(e),
+            other => PpmError::Frame(other.to_string()),
+        }
+    }
 }
 
 /// Reads one frame; [`PpmError::End`] when the stream ends between frames.
-pub fn read_frame(input: &mut impl Read) -> Result<RgbImage, PpmError> {
-    let mut magic = [0u8; 2];
-    match input.read(&mut magic[..1])? {
-        0 => return Err(PpmError::End),
-        _ => input.read_exact(&mut magic[1..])?,
+pub fn read_frame(input: &mut impl BufRead) -> Result<RgbImage, PpmError> {
+    if input.fill_buf().map_err(PpmError::Io)?.is_empty() {
+        return Err(PpmError::End);
     }
-    if &magic != b"P6" {
-        return Err(PpmError::Header(format!(
-            "starts with {:?}",
-            String::from_utf8_lossy(&magic)
+    let mut decoder = PnmDecoder::new(input)?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    decoder.set_limits(limits)?;
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 || decoder.total_bytes() > MAX_BYTES {
+        return Err(PpmError::Frame(format!(
+            "frame size {width}x{height} is out of range (1 to {MAX_SIDE} a side, {MAX_BYTES} bytes)"
         )));
     }
-    let width = number(input, "width")?;
-    let height = number(input, "height")?;
-    let max = number(input, "maximum value")?;
-    if max != 255 {
-        return Err(PpmError::Header(format!(
-            "maximum value {max}, expected 255 (8-bit RGB)"
-        )));
+    match DynamicImage::from_decoder(decoder)? {
+        DynamicImage::ImageRgb8(image) => Ok(image),
+        other => Err(PpmError::Frame(format!(
+            "{:?} frame, expected 8-bit RGB",
+            other.color()
+        ))),
     }
-    let bytes = width
-        .checked_mul(height)
-        .and_then(|n| n.checked_mul(3))
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|&n| n > 0 && n <= MAX_BYTES);
-    let (Some(bytes), Ok(w), Ok(h)) = (bytes, u32::try_from(width), u32::try_from(height)) else {
-        return Err(PpmError::Size { width, height });
-    };
-    if w > MAX_SIDE || h > MAX_SIDE {
-        return Err(PpmError::Size { width, height });
-    }
-    let mut pixels = vec![0u8; bytes];
-    input.read_exact(&mut pixels)?;
-    RgbImage::from_raw(w, h, pixels).ok_or(PpmError::Size { width, height })
-}
-
-/// Reads one decimal header field: skips white space and `#` comments before it, and consumes
-/// the single white-space byte after it.
-fn number(input: &mut impl Read, field: &str) -> Result<u64, PpmError> {
-    let mut byte = next(input)?;
-    loop {
-        if byte == b'#' {
-            while byte != b'\n' {
-                byte = next(input)?;
-            }
-        } else if !byte.is_ascii_whitespace() {
-            break;
-        }
-        byte = next(input)?;
-    }
-    let mut value: u64 = 0;
-    let mut digits = 0;
-    while byte.is_ascii_digit() {
-        value = value
-            .checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(byte - b'0')))
-            .ok_or_else(|| PpmError::Header(format!("{field} is too large")))?;
-        digits += 1;
-        byte = next(input)?;
-    }
-    if digits == 0 || !byte.is_ascii_whitespace() {
-        return Err(PpmError::Header(format!("{field} is not a number")));
-    }
-    Ok(value)
-}
-
-fn next(input: &mut impl Read) -> Result<u8, PpmError> {
-    let mut byte = [0u8; 1];
-    input.read_exact(&mut byte)?;
-    Ok(byte[0])
 }
 
 #[cfg(test)]
@@ -134,10 +88,8 @@ mod tests {
     #[test]
     fn a_cut_frame_is_an_error_not_a_short_image() {
         let stream = frame("P6\n4 4\n255\n", 20);
-        assert!(matches!(
-            read_frame(&mut stream.as_slice()),
-            Err(PpmError::Io(_))
-        ));
+        let err = read_frame(&mut stream.as_slice()).unwrap_err();
+        assert!(matches!(err, PpmError::Io(_)), "{err}");
     }
 
     #[test]
@@ -146,20 +98,24 @@ mod tests {
             "P6\n99999999999 99999999999\n255\n",
             "P6\n18446744073709551615 2\n255\n",
             "P6\n20000 1\n255\n",
+            "P6\n16000 16000\n255\n",
             "P6\n0 5\n255\n",
         ] {
             let err = read_frame(&mut header.as_bytes()).unwrap_err();
-            assert!(matches!(err, PpmError::Size { .. }), "{header:?}: {err}");
+            assert!(matches!(err, PpmError::Frame(_)), "{header:?}: {err}");
         }
-        let err = read_frame(&mut "P6\n999999999999999999999 1\n255\n".as_bytes()).unwrap_err();
-        assert!(matches!(err, PpmError::Header(_)), "{err}");
     }
 
     #[test]
     fn other_formats_are_refused() {
-        for header in ["P5\n1 1\n255\n", "P6\n1 1\n65535\n", "P6\nx 1\n255\n"] {
-            let err = read_frame(&mut frame(header, 3).as_slice()).unwrap_err();
-            assert!(matches!(err, PpmError::Header(_)), "{header:?}: {err}");
+        for header in [
+            "P5\n1 1\n255\n",
+            "P6\n1 1\n65535\n",
+            "P6\nx 1\n255\n",
+            "GIF89a",
+        ] {
+            let err = read_frame(&mut frame(header, 6).as_slice()).unwrap_err();
+            assert!(matches!(err, PpmError::Frame(_)), "{header:?}: {err}");
         }
     }
 }
