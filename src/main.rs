@@ -148,7 +148,8 @@ struct ServeArgs {
     /// Requests that may wait per model; more are answered 503.
     #[arg(long, default_value_t = 64)]
     queue: usize,
-    /// Largest request body, in MiB; larger ones are answered 413.
+    /// Largest request body, in MiB, answered 413 (a larger Content-Length before any of the
+    /// body is read, a longer chunked body as soon as it passes the limit).
     #[arg(long, default_value_t = 64)]
     max_body_mib: usize,
     /// Inference threads per model (tract matrix products).

@@ -160,8 +160,57 @@ pub fn exchange(port: u16, request: &[u8]) -> Option<Response> {
         .set_read_timeout(Some(Duration::from_secs(120)))
         .unwrap();
     let _ = stream.write_all(request);
+    parse(&read_all(&mut stream))
+}
+
+/// `POST path` with a chunked body of `total` zero bytes, written from a thread of its own so
+/// that the answer is read even when the host answers before the body is done.
+pub fn post_chunked(port: u16, path: &str, headers: &[(&str, String)], total: usize) -> Response {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        const CHUNK: usize = 64 << 10;
+        let chunk = [
+            format!("{CHUNK:x}\r\n").as_bytes(),
+            &[0; CHUNK][..],
+            b"\r\n",
+        ]
+        .concat();
+        let _ = writer.write_all(head.as_bytes());
+        for _ in 0..total.div_ceil(CHUNK) {
+            if writer.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+        let _ = writer.write_all(b"0\r\n\r\n");
+    });
+    let response = parse(&read_all(&mut stream)).expect("the host answers");
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    sender.join().unwrap();
+    response
+}
+
+/// What arrives until the peer closes, resets or stops sending.
+fn read_all(stream: &mut TcpStream) -> Vec<u8> {
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let mut buf = [0; 16 << 10];
+    while let Ok(n @ 1..) = stream.read(&mut buf) {
+        raw.extend_from_slice(&buf[..n]);
+    }
+    raw
+}
+
+fn parse(raw: &[u8]) -> Option<Response> {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();

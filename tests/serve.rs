@@ -191,6 +191,16 @@ fn serve_answers_like_tract_and_refuses_bad_requests_clearly() {
             .unwrap(),
             "larger than 4194304 bytes",
         ),
+        (
+            413,
+            crate::host::post_chunked(
+                port,
+                "/v2/models/blazeface-256/infer",
+                &auth,
+                8 << 20,
+            ),
+            "larger than 4194304 bytes",
+        ),
     ];
     for (status, response, message) in cases {
         assert_eq!(response.status, status, "{message}: {}", response.error());
@@ -202,19 +212,24 @@ fn serve_answers_like_tract_and_refuses_bad_requests_clearly() {
         );
     }
 
+    // After all of them, a good request is answered as the first was.
+    let again = infer(port, "blazeface-256", &wanted, true, &auth);
+    assert_eq!(again.status, 200, "{}", again.error());
+    assert_eq!(again.body, answer.body);
+
     let metrics = crate::host::exchange(
         port,
         format!("GET /metrics HTTP/1.0\r\nAuthorization: Bearer {token}\r\n\r\n").as_bytes(),
     )
     .unwrap();
     let text = String::from_utf8(metrics.body).unwrap();
-    assert_eq!(metric(&text, "successes_total", "blazeface-256"), 2.0);
+    assert_eq!(metric(&text, "successes_total", "blazeface-256"), 3.0);
     assert_eq!(
         metric(&text, "failures_total", "blazeface-256"),
-        7.0,
+        8.0,
         "{text}"
     );
-    assert_eq!(metric(&text, "batches_total", "blazeface-256"), 2.0);
+    assert_eq!(metric(&text, "batches_total", "blazeface-256"), 3.0);
 }
 
 #[test]

@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod detect;
 mod fallback;
+mod fuzz_corpus;
 mod host;
 mod mqtt;
 mod profiles;

@@ -586,7 +586,12 @@ fn read_tensors(wire: Vec<WireTensor>, tail: &[u8]) -> Result<Vec<Tensor>, Proto
                     .as_u64()
                     .and_then(|s| usize::try_from(s).ok())
                     .ok_or_else(|| bad("binary_data_size is not a byte count".into()))?;
-                let expected = elements.saturating_mul(datatype.size());
+                let expected = elements.checked_mul(datatype.size()).ok_or_else(|| {
+                    bad(format!(
+                        "shape {shape:?} of {} is too large",
+                        datatype.name()
+                    ))
+                })?;
                 if size != expected {
                     return Err(bad(format!(
                         "binary_data_size is {size} but shape {shape:?} of {} needs {expected} bytes",
@@ -781,6 +786,41 @@ mod tests {
         body.extend([7u8, 1]);
         let err = decode_request(&body, Some(huge.len())).unwrap_err();
         assert!(err.to_string().contains("binary data ends"), "{err}");
+    }
+
+    #[test]
+    fn shapes_whose_bytes_overflow_are_negative_or_disagree_are_named() {
+        let binary = |shape: &str, datatype: &str, size: u64, data: usize| {
+            let header = format!(
+                r#"{{"inputs":[{{"name":"x","shape":{shape},"datatype":"{datatype}","parameters":{{"binary_data_size":{size}}}}}]}}"#
+            );
+            let body = [header.as_bytes(), &vec![0; data]].concat();
+            decode_request(&body, Some(header.len()))
+                .unwrap_err()
+                .to_string()
+        };
+        // 2^61 elements fit a usize, their 8-byte values do not.
+        assert_eq!(
+            binary("[2305843009213693952]", "FP64", 8, 8),
+            "tensor `x`: shape [2305843009213693952] of FP64 is too large"
+        );
+        assert_eq!(
+            binary("[1,-3]", "FP32", 12, 12),
+            "tensor `x`: shape [1, -3] has a negative dimension"
+        );
+        assert_eq!(
+            binary("[1,3]", "FP32", 8, 8),
+            "tensor `x`: binary_data_size is 8 but shape [1, 3] of FP32 needs 12 bytes"
+        );
+        let json = decode_request(
+            br#"{"inputs":[{"name":"x","shape":[2,2],"datatype":"INT32","data":[1,2,3]}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            json.to_string(),
+            "tensor `x`: shape [2, 2] needs 4 elements, the data holds 3"
+        );
     }
 
     #[test]

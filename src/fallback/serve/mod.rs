@@ -8,8 +8,10 @@
 
 pub mod batcher;
 pub mod config;
+pub mod fuzz;
 pub mod pbtxt;
 pub mod repository;
+pub mod request;
 pub mod runner;
 pub mod stats;
 pub mod tls;
@@ -495,35 +497,17 @@ async fn answer(
                 )
             }
         })?;
-    let bad = |message: String| error(StatusCode::BAD_REQUEST, message);
-    let header_length = match headers.get(HEADER_LENGTH) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or_else(|| bad(format!("{HEADER_LENGTH} is not a byte count")))?,
-        ),
-    };
-    let request =
-        protocol::decode_request(&bytes, header_length).map_err(|e| bad(super::describe(&e)))?;
+    let request = request::read(
+        &served.config,
+        &bytes,
+        headers.get(HEADER_LENGTH).map(HeaderValue::as_bytes),
+    )
+    .map_err(|message| error(StatusCode::BAD_REQUEST, message))?;
     let config = &served.config;
-    if let Some(unknown) = request
-        .outputs
-        .iter()
-        .find(|o| !config.outputs.iter().any(|s| s.name == **o))
-    {
-        return Err(bad(format!(
-            "model `{}` has no output `{unknown}` (its outputs are {:?})",
-            config.name,
-            config.outputs.iter().map(|s| &s.name).collect::<Vec<_>>()
-        )));
-    }
-    let (inputs, rows) = config.check(request.inputs).map_err(bad)?;
     let (reply, answer) = oneshot::channel();
     let job = Job {
-        inputs,
-        rows,
+        inputs: request.inputs,
+        rows: request.rows,
         queued: tokio::time::Instant::now(),
         reply,
     };

@@ -89,9 +89,14 @@ fn tokens(text: &str) -> Result<Vec<(Token, usize)>, String> {
     Ok(out)
 }
 
+/// Deepest nesting of `{ }` messages a config may have; Triton's own go four deep. The parser
+/// recurses once per level, so a limit keeps a hostile file from overflowing the stack.
+const MAX_DEPTH: usize = 32;
+
 struct Parser {
     tokens: Vec<(Token, usize)>,
     at: usize,
+    depth: usize,
 }
 
 impl Parser {
@@ -159,7 +164,15 @@ impl Parser {
     fn value(&mut self) -> Result<Node, String> {
         let line = self.line();
         match self.next() {
-            Some(Token::Punct('{')) => Ok(Node::Message(self.fields(Some('}'))?)),
+            Some(Token::Punct('{')) if self.depth == MAX_DEPTH => Err(format!(
+                "line {line}: messages nest deeper than {MAX_DEPTH} levels"
+            )),
+            Some(Token::Punct('{')) => {
+                self.depth += 1;
+                let fields = self.fields(Some('}'))?;
+                self.depth -= 1;
+                Ok(Node::Message(fields))
+            }
             Some(Token::Word(w)) => Ok(Node::Scalar(w)),
             Some(Token::Text(t)) => Ok(Node::Text(t)),
             _ => Err(format!("line {line}: expected a value")),
@@ -253,6 +266,7 @@ pub fn parse(text: &str, dir_name: &str) -> Result<ModelConfig, String> {
     let mut parser = Parser {
         tokens: tokens(text)?,
         at: 0,
+        depth: 0,
     };
     let fields = parser.fields(None)?;
     let mut config = ModelConfig {
@@ -405,5 +419,15 @@ mod tests {
                 .unwrap_err()
                 .contains("no `input`")
         );
+    }
+
+    #[test]
+    fn a_hundred_thousand_nested_messages_are_refused_not_a_stack_overflow() {
+        let text = "a {".repeat(100_000);
+        let err = parse(&text, "m").unwrap_err();
+        assert_eq!(err, "line 1: messages nest deeper than 32 levels");
+        let nested = format!("{}{}", "a {".repeat(32), "}".repeat(32));
+        let err = parse(&nested, "m").unwrap_err();
+        assert!(err.contains("no `input`"), "{err}");
     }
 }
