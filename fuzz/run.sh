@@ -4,19 +4,32 @@
 #
 #   fuzz/run.sh [TARGET...] [-- LIBFUZZER-ARGS...]
 #
-# With no target it runs all three; the default is 1,000,000 inputs each (-runs=1000000), starting
-# from the hand-written requests and configs in fuzz/seeds/TARGET and the corpus of earlier runs in
-# fuzz/corpus/TARGET, to which it adds what reaches new code. Crashes land in fuzz/artifacts/TARGET. The nightly
-# toolchain and cargo-fuzz are installed with rustup and cargo when missing; only these runs use
-# nightly, the workspace stays on its pinned stable toolchain. Afterwards `cargo fuzz cmin` (set-cover merge) keeps
-# the corpus small, and `cargo test --test fuzz_corpus` replays it on stable.
+# With no target it runs all three; the default is 1,000,000 inputs each (-runs=1000000). Each
+# run starts from the hand-written requests and configs in fuzz/seeds/TARGET and the corpus of
+# earlier runs in fuzz/corpus/TARGET, and adds to the corpus what reaches new code. Crashes land
+# in fuzz/artifacts/TARGET. The nightly toolchain and cargo-fuzz are installed with rustup and
+# cargo when missing; only these runs use nightly, the workspace stays on its pinned stable
+# toolchain. Afterwards `cargo fuzz cmin` (set-cover merge) keeps the corpus small, and
+# `cargo test --test integration fuzz_corpus` replays it on stable.
 set -euo pipefail
 cd "$(dirname "$0")"
 
+case "${1:-}" in
+    -h | --help)
+        sed -n '2,/^set -euo/p' "$(basename "$0")" | sed '$d; s/^# \{0,1\}//'
+        exit 0
+        ;;
+esac
 targets=()
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do targets+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 [ ${#targets[@]} -eq 0 ] && targets=(infer_json infer_binary config_pbtxt)
+for target in "${targets[@]}"; do
+    if [ ! -f "fuzz_targets/$target.rs" ]; then
+        echo "fuzz: no target \`$target\` (targets: infer_json infer_binary config_pbtxt)" >&2
+        exit 2
+    fi
+done
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(-runs=1000000)
 
