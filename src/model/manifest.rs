@@ -88,6 +88,10 @@ pub enum Resize {
     Letterbox,
     /// Scale each axis on its own.
     Stretch,
+    /// Scale each axis on its own by TensorFlow's `ResizeBilinear` (no corner alignment, no
+    /// half-pixel centres: source = destination · in / out), in floats that are not rounded back
+    /// to bytes, as the graphs of TensorFlow's Object Detection API do it.
+    Bilinear,
 }
 
 /// The image input tensor and its preprocessing: `value = (pixel / 255 - mean) / std`.
@@ -190,6 +194,30 @@ pub enum DecoderSpec {
         /// Whether coordinates are 0..1 fractions of the input size.
         normalized: bool,
     },
+    /// SSD of TensorFlow's Object Detection API: box encodings `[1, N, 1, 4]` (or `[1, N, 4]`)
+    /// relative to a grid of anchors, and class logits `[1, N, 1 + classes]` with the background
+    /// first; sigmoid scores, boxes clipped to the image, per-class NMS, at most 100 boxes.
+    Ssd {
+        /// Box encoding output name.
+        boxes: String,
+        /// Class logit output name.
+        scores: String,
+        /// The logit column of each label, in the order of `labels` (COCO ids leave gaps).
+        columns: Vec<usize>,
+        /// Anchor grid of each feature map, cells per side.
+        #[serde(default = "default_ssd_grids")]
+        grids: Vec<u32>,
+        /// Anchor scale of the first and the last feature map; those between are spaced evenly.
+        #[serde(default = "default_ssd_scales")]
+        scales: [f32; 2],
+        /// Aspect ratios of the anchors of every feature map but the first, which has three
+        /// boxes: (0.1, 1), (first scale, 2), (first scale, 0.5).
+        #[serde(default = "default_ssd_aspect_ratios")]
+        aspect_ratios: Vec<f32>,
+        /// Divisors of the encoded y, x, height and width.
+        #[serde(default = "default_ssd_box_scales")]
+        box_scales: [f32; 4],
+    },
     /// Image classification: logits `[1, C]` through softmax.
     Softmax {
         /// Output name.
@@ -212,6 +240,22 @@ fn default_min_size() -> f32 {
     3.0
 }
 
+fn default_ssd_grids() -> Vec<u32> {
+    vec![19, 10, 5, 3, 2, 1]
+}
+
+fn default_ssd_scales() -> [f32; 2] {
+    [0.2, 0.95]
+}
+
+fn default_ssd_aspect_ratios() -> Vec<f32> {
+    vec![1.0, 2.0, 0.5, 3.0, 0.3333]
+}
+
+fn default_ssd_box_scales() -> [f32; 4] {
+    [10.0, 10.0, 5.0, 5.0]
+}
+
 fn default_top_k() -> usize {
     1
 }
@@ -227,7 +271,8 @@ impl DecoderSpec {
             DecoderSpec::Blazeface { scores, boxes, .. } => {
                 scores.iter().chain(boxes).map(String::as_str).collect()
             }
-            DecoderSpec::BoxesScores { boxes, scores, .. } => vec![boxes, scores],
+            DecoderSpec::BoxesScores { boxes, scores, .. }
+            | DecoderSpec::Ssd { boxes, scores, .. } => vec![boxes, scores],
         }
     }
 }
@@ -300,6 +345,19 @@ struct RawManifest {
     provenance: Provenance,
     #[serde(default)]
     int8: Option<RawInt8>,
+    #[serde(default)]
+    tensorflow: Option<TensorflowCut>,
+}
+
+/// `[tensorflow]`: `file` is a frozen TensorFlow GraphDef, cut to the part tract runs. The image
+/// (`input.name`) enters in place of node `replace`'s output, so the graph's own pre-processor
+/// is left out; the decoder's outputs end it, so its post-processor is left out too (both are
+/// TensorFlow loops, done by the agent instead).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TensorflowCut {
+    /// The node whose output 0 the image replaces.
+    pub replace: String,
 }
 
 /// `[int8]`: the same network quantized to int8, which tract runs with integer kernels.
@@ -346,6 +404,8 @@ pub struct Manifest {
     pub int8: Option<ModelFile>,
     /// Which form `file` is.
     pub precision: Precision,
+    /// Set when `file` is a frozen TensorFlow graph rather than ONNX.
+    pub tensorflow: Option<TensorflowCut>,
 }
 
 impl Manifest {
@@ -416,6 +476,20 @@ impl Manifest {
                     "must have one entry per `scores` and `boxes` output",
                 ));
             }
+            DecoderSpec::Ssd {
+                columns,
+                grids,
+                aspect_ratios,
+                ..
+            } if columns.len() != raw.labels.len()
+                || grids.is_empty()
+                || aspect_ratios.iter().any(|a| !a.is_finite() || *a <= 0.0) =>
+            {
+                return Err(invalid(
+                    "decoder",
+                    "ssd needs one column per label, at least one grid and positive aspect ratios",
+                ));
+            }
             DecoderSpec::Softmax { top_k: 0, .. } => {
                 return Err(invalid("decoder.top_k", "must be at least 1"));
             }
@@ -447,6 +521,7 @@ impl Manifest {
                 sha256: i.sha256.to_ascii_lowercase(),
             }),
             precision: Precision::Fp32,
+            tensorflow: raw.tensorflow,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod npy;
 pub mod precision;
 pub(crate) mod quirks;
 pub mod short_softmax;
+pub mod tensorflow;
 pub mod threads;
 
 use std::path::{Path, PathBuf};
@@ -141,28 +142,12 @@ impl Model {
     pub fn load(manifest: Manifest) -> Result<Model, ModelError> {
         let started = Instant::now();
         let path = manifest.file.clone();
-        let mut proto = read_verified(&path, &manifest.sha256)?;
-        let graph = graph(&proto, &path)?;
         let shape = input_shape(&manifest);
-        check_signature(graph, &manifest, &shape).map_err(|reason| ModelError::Mismatch {
-            path: path.clone(),
-            reason,
-        })?;
-        let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
-        for fix in quirks::apply(&mut proto) {
-            tracing::debug!(model = %manifest.name, "{fix}");
-        }
-        let tract_err = |stage| ModelError::tract(&path, stage);
-        let dir = path.parent().and_then(Path::to_str);
-        let parsed = tract_onnx::onnx()
-            .with_ignore_output_shapes(true)
-            .with_ignore_value_info(true)
-            .parse(&proto, dir)
-            .map_err(tract_err("import"))?;
-        let model = parsed
-            .model
-            .with_input_fact(0, f32::fact(shape).into())
-            .map_err(tract_err("set the input shape of"))?;
+        let bytes = read_checked(&path, &manifest.sha256)?;
+        let (model, output_names) = match &manifest.tensorflow {
+            Some(cut) => tensorflow::load(&bytes, &path, &manifest, &cut.replace, shape)?,
+            None => onnx_model(&bytes, &path, &manifest, shape)?,
+        };
         let plan = optimise(model, &path)?;
         Ok(Model {
             manifest,
@@ -206,6 +191,37 @@ impl Model {
     }
 }
 
+/// An ONNX model's graph, checked against its manifest, with its output names in order.
+fn onnx_model(
+    bytes: &[u8],
+    path: &Path,
+    manifest: &Manifest,
+    shape: [usize; 4],
+) -> Result<(InferenceModel, Vec<String>), ModelError> {
+    let mut proto = decode(path, bytes)?;
+    let graph = graph(&proto, path)?;
+    check_signature(graph, manifest, &shape).map_err(|reason| ModelError::Mismatch {
+        path: path.to_owned(),
+        reason,
+    })?;
+    let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    for fix in quirks::apply(&mut proto) {
+        tracing::debug!(model = %manifest.name, "{fix}");
+    }
+    let tract_err = |stage| ModelError::tract(path, stage);
+    let dir = path.parent().and_then(Path::to_str);
+    let parsed = tract_onnx::onnx()
+        .with_ignore_output_shapes(true)
+        .with_ignore_value_info(true)
+        .parse(&proto, dir)
+        .map_err(tract_err("import"))?;
+    let model = parsed
+        .model
+        .with_input_fact(0, f32::fact(shape).into())
+        .map_err(tract_err("set the input shape of"))?;
+    Ok((model, output_names))
+}
+
 /// The main graph of a decoded file.
 pub fn graph<'a>(proto: &'a ModelProto, path: &Path) -> Result<&'a pb::GraphProto, ModelError> {
     proto.graph.as_ref().ok_or_else(|| ModelError::Mismatch {
@@ -244,6 +260,11 @@ fn decode(path: &Path, bytes: &[u8]) -> Result<ModelProto, ModelError> {
 
 /// Reads an ONNX file, checks its sha256 against `expected` and decodes it.
 pub fn read_verified(path: &Path, expected: &str) -> Result<ModelProto, ModelError> {
+    decode(path, &read_checked(path, expected)?)
+}
+
+/// The bytes of the file at `path`, when their sha256 is `expected`.
+fn read_checked(path: &Path, expected: &str) -> Result<Vec<u8>, ModelError> {
     let bytes = read(path)?;
     let actual: String = Sha256::digest(&bytes)
         .iter()
@@ -256,7 +277,7 @@ pub fn read_verified(path: &Path, expected: &str) -> Result<ModelProto, ModelErr
             actual,
         });
     }
-    decode(path, &bytes)
+    Ok(bytes)
 }
 
 /// The input tensor shape the manifest asks for.

@@ -84,7 +84,7 @@ pub fn input_values(image: &RgbImage, spec: &InputSpec) -> (Vec<f32>, [usize; 4]
     let (w, h) = image.dimensions();
     let (tw, th) = (spec.width, spec.height);
     let (scale_x, scale_y, nw, nh) = match spec.resize {
-        Resize::Stretch => (tw as f32 / w as f32, th as f32 / h as f32, tw, th),
+        Resize::Stretch | Resize::Bilinear => (tw as f32 / w as f32, th as f32 / h as f32, tw, th),
         Resize::Letterbox => {
             let s = (tw as f32 / w as f32).min(th as f32 / h as f32);
             let nw = ((w as f32 * s).round() as u32).clamp(1, tw);
@@ -93,6 +93,22 @@ pub fn input_values(image: &RgbImage, spec: &InputSpec) -> (Vec<f32>, [usize; 4]
         }
     };
     let (pad_x, pad_y) = ((tw - nw) / 2, (th - nh) / 2);
+    if spec.resize == Resize::Bilinear {
+        let data = bilinear(image, spec, channel_of_fn(spec.color));
+        let shape = match spec.layout {
+            Layout::Nchw => [1, 3, th as usize, tw as usize],
+            Layout::Nhwc => [1, th as usize, tw as usize, 3],
+        };
+        let transform = Transform {
+            scale_x,
+            scale_y,
+            pad_x: 0.0,
+            pad_y: 0.0,
+            width: w,
+            height: h,
+        };
+        return (data, shape, transform);
+    }
     let resized;
     let pixels = if (nw, nh) == (w, h) {
         image
@@ -100,10 +116,7 @@ pub fn input_values(image: &RgbImage, spec: &InputSpec) -> (Vec<f32>, [usize; 4]
         resized = image::imageops::resize(image, nw, nh, FilterType::Triangle);
         &resized
     };
-    let channel_of = |c: usize| match spec.color {
-        ColorOrder::Rgb => c,
-        ColorOrder::Bgr => 2 - c,
-    };
+    let channel_of = channel_of_fn(spec.color);
     let lut: [[f32; 256]; 3] = std::array::from_fn(|c| {
         let (mean, std) = (spec.mean[channel_of(c)], spec.std[channel_of(c)]);
         std::array::from_fn(|p| (p as f32 / 255.0 - mean) / std)
@@ -140,6 +153,52 @@ pub fn input_values(image: &RgbImage, spec: &InputSpec) -> (Vec<f32>, [usize; 4]
         height: h,
     };
     (data, shape, transform)
+}
+
+/// The image channel that feeds tensor channel `c`.
+fn channel_of_fn(color: ColorOrder) -> impl Fn(usize) -> usize {
+    move |c| match color {
+        ColorOrder::Rgb => c,
+        ColorOrder::Bgr => 2 - c,
+    }
+}
+
+/// [`Resize::Bilinear`]: each tensor pixel interpolated in f32 from the four image pixels around
+/// `destination · in / out`, in TensorFlow's order (along x on both rows, then along y), then
+/// normalised.
+fn bilinear(image: &RgbImage, spec: &InputSpec, channel_of: impl Fn(usize) -> usize) -> Vec<f32> {
+    let (w, h) = image.dimensions();
+    let (tw, th) = (spec.width as usize, spec.height as usize);
+    let axis = |out: usize, len: u32| -> Vec<(u32, u32, f32)> {
+        let scale = len as f32 / out as f32;
+        (0..out)
+            .map(|d| {
+                let source = d as f32 * scale;
+                let low = (source.floor() as u32).min(len - 1);
+                (low, (low + 1).min(len - 1), source - source.floor())
+            })
+            .collect()
+    };
+    let (xs, ys) = (axis(tw, w), axis(th, h));
+    let norm: [(f32, f32); 3] =
+        std::array::from_fn(|c| (spec.mean[channel_of(c)], spec.std[channel_of(c)]));
+    let mut data = vec![0f32; 3 * tw * th];
+    for (y, &(y0, y1, dy)) in ys.iter().enumerate() {
+        for (x, &(x0, x1, dx)) in xs.iter().enumerate() {
+            for (c, (mean, std)) in norm.iter().enumerate() {
+                let p = |px: u32, py: u32| f32::from(image.get_pixel(px, py)[channel_of(c)]);
+                let top = p(x0, y0) + (p(x1, y0) - p(x0, y0)) * dx;
+                let bottom = p(x0, y1) + (p(x1, y1) - p(x0, y1)) * dx;
+                let value = top + (bottom - top) * dy;
+                let at = match spec.layout {
+                    Layout::Nchw => (c * th + y) * tw + x,
+                    Layout::Nhwc => (y * tw + x) * 3 + c,
+                };
+                data[at] = (value / 255.0 - mean) / std;
+            }
+        }
+    }
+    data
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod blazeface;
 mod boxes_scores;
 mod dbnet;
 mod softmax;
+mod ssd;
 mod yolo;
 
 use tract_onnx::prelude::tract_ndarray::ArrayD;
@@ -119,6 +120,26 @@ pub fn decode(
             (get(outputs, scores)?, scores),
             *format,
             *normalized,
+            ctx,
+        )?,
+        DecoderSpec::Ssd {
+            boxes,
+            scores,
+            columns,
+            grids,
+            scales,
+            aspect_ratios,
+            box_scales,
+        } => ssd::decode(
+            (get(outputs, boxes)?, boxes),
+            (get(outputs, scores)?, scores),
+            &ssd::Params {
+                columns,
+                grids,
+                scales: *scales,
+                aspect_ratios,
+                box_scales: *box_scales,
+            },
             ctx,
         )?,
         DecoderSpec::Softmax { output, top_k } => {
