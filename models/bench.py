@@ -5,8 +5,16 @@ The input tensor comes from `edgemass tensor`, so both runtimes see identical va
 Markdown table: tract latency with 1 and 2 threads beside onnxruntime with 1 and 2 threads.
 
 Usage: python3 models/bench.py [--edgemass target/release/edgemass] [--image PHOTO] [--runs N]
-                              [--models A.model.toml B.model.toml ...]
+                              [--models A.model.toml B.model.toml ...] [--onnx NAME=FILE ...]
 Needs: pip install onnxruntime numpy; the model cache filled by models/fetch.py.
+
+A package whose file is not ONNX (the SSD's frozen TensorFlow graph) needs an ONNX copy of the
+same cut graph for onnxruntime, made once with tf2onnx and given with --onnx, e.g.
+    python3 -m tf2onnx.convert --graphdef models/cache/ssd-coco/frozen_inference_graph.pb \
+        --inputs 'Preprocessor/sub:0[1,300,300,3]' --outputs concat:0,concat_1:0 --opset 13 \
+        --output /tmp/ssd_cut.onnx
+    python3 models/bench.py --models models/ssd-mobilenet-v2-coco.model.toml \
+        --onnx ssd-mobilenet-v2-coco=/tmp/ssd_cut.onnx
 """
 
 import argparse
@@ -50,7 +58,10 @@ def main():
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--models", nargs="+", type=Path, default=MODELS,
                         help="model manifests (default: the three shipped detectors)")
+    parser.add_argument("--onnx", nargs="+", default=[], metavar="NAME=FILE",
+                        help="the ONNX file onnxruntime runs for package NAME (default: the package's own file)")
     args = parser.parse_args()
+    onnx = dict(pair.split("=", 1) for pair in args.onnx)
     cache = Path(os.environ.get("EDGEMASS_MODEL_CACHE", ROOT / "models" / "cache"))
     print(f"input: {Path(args.image).name}; {args.runs} timed runs; medians (p95) in ms; onnxruntime {ort.__version__}")
     print()
@@ -59,7 +70,7 @@ def main():
     for manifest in args.models:
         spec = tomllib.loads(manifest.read_text())
         name = spec["name"]
-        model_file = manifest.parent / spec["file"].replace("{cache}", str(cache))
+        model_file = onnx.get(name) or manifest.parent / spec["file"].replace("{cache}", str(cache))
         def tract_bench(threads):
             return json.loads(subprocess.run(
                 [args.edgemass, "bench", "--model", str(manifest), "--image", args.image, "--runs", str(args.runs),

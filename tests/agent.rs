@@ -560,6 +560,63 @@ fn embedded_broker_serves_a_subscriber_with_nothing_installed() {
 }
 
 #[test]
+fn a_coco_camera_counts_its_groups_and_announces_entities_per_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut setup = Setup::new(dir.path(), port);
+    setup.cameras.push(format!(
+        "[[camera]]\nname = \"street\"\nsource = \"images\"\npath = {:?}\nfps = 4.0\nloop = true\nmodel = {:?}\nthreshold = 0.5\n",
+        face_photos(dir.path()).display().to_string(),
+        manifest("ssd-mobilenet-v2-coco").display().to_string()
+    ));
+    setup.embedded = true;
+    let mut agent = Agent::start(&setup.write(dir.path()));
+    let sub = Subscriber::connect(port, "#");
+    // bus.jpg (first of the two photos): three people and the bus.
+    let counts = |topic: &str| -> Vec<String> {
+        sub.on(topic)
+            .iter()
+            .map(|m| String::from_utf8_lossy(&m.payload).into_owned())
+            .collect()
+    };
+    assert!(
+        wait_for(LONG, || counts("edgemass/testdev/street/vehicle")
+            .contains(&"1".to_owned())),
+        "{}",
+        agent.stderr()
+    );
+    assert!(
+        wait_for(LONG, || counts("edgemass/testdev/street/people")
+            .contains(&"3".to_owned())),
+        "{:?}",
+        counts("edgemass/testdev/street/people")
+    );
+    assert!(counts("edgemass/testdev/street/person").contains(&"3".to_owned()));
+    assert!(counts("edgemass/testdev/street/bus").contains(&"1".to_owned()));
+    assert!(counts("edgemass/testdev/street/animal").is_empty());
+    // Entities: occupancy and count per group, plus the camera's two speed sensors.
+    assert!(wait_for(LONG, || sub
+        .matching(|t| t.starts_with("homeassistant/"))
+        .len()
+        >= 8));
+    let discovery = sub.matching(|t| t.starts_with("homeassistant/"));
+    let names: BTreeSet<String> = discovery
+        .iter()
+        .map(|m| m.json()["name"].as_str().unwrap().to_owned())
+        .collect();
+    for group in ["people", "vehicle", "animal"] {
+        assert!(
+            names.contains(&format!("street {group} count")),
+            "{names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n.contains("person")), "{names:?}");
+    assert_eq!(discovery.len(), 8, "{names:?}");
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+}
+
+#[test]
 fn demo_config_runs_the_sample_photos_and_prints_events() {
     let out = Command::new(env!("CARGO_BIN_EXE_edgemass"))
         .args(["run", "--config"])
@@ -581,6 +638,15 @@ fn demo_config_runs_the_sample_photos_and_prints_events() {
         events.iter().any(|e| e["after"]["label"] == "text"),
         "{stdout}"
     );
+    // The COCO SSD on the street camera: the people and the bus of bus.jpg, the motorcycle.
+    for label in ["person", "bus", "motorcycle"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e["after"]["camera"] == "street" && e["after"]["label"] == label),
+            "no {label} event: {stdout}"
+        );
+    }
     assert!(stderr.contains("0 left in the outbox"), "{stderr}");
 }
 

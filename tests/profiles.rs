@@ -43,6 +43,15 @@ fn resolved() -> Vec<(String, String, String, Precision, [u32; 2])> {
                     camera.name
                 );
             }
+            // People and vehicles: the COCO SSD finds the bus.
+            if model == "ssd-mobilenet-v2-coco" {
+                let labels = detector.labels();
+                assert!(
+                    found.detections.iter().any(|d| labels[d.class] == "bus"),
+                    "{profile} {}: no bus on bus.jpg",
+                    camera.name
+                );
+            }
             seen.push((profile.clone(), camera.name.clone(), model, precision, size));
         }
     }
@@ -69,6 +78,15 @@ fn every_profile_runs_its_cameras_models_in_the_chosen_form() {
             (s.2.as_str(), s.3, s.4),
             ("ppocr-det-student", Precision::Int8, [960, 960])
         );
+    }
+    // The door and sample cameras watch for people and vehicles.
+    for (profile, camera) in [
+        ("rpi5", "door"),
+        ("jetson-orin-nano", "door"),
+        ("x86-dev", "sample"),
+        ("demo", "street"),
+    ] {
+        assert_eq!(find(profile, camera).2, "ssd-mobilenet-v2-coco");
     }
     // Packages without an int8 form run in float whatever the profile says of the CPU.
     for s in &seen {

@@ -1755,8 +1755,9 @@ mod tests {
         let c = Config::from_path(&path).unwrap();
         assert!(c.mqtt.embedded_broker && c.mqtt.print_events);
         assert_eq!((c.mqtt.host.as_str(), c.mqtt.port), ("127.0.0.1", 18830));
-        assert_eq!(c.cameras.len(), 2);
-        assert_eq!(c.cameras[0].tracker.default.threshold, 0.5);
-        assert_eq!(c.cameras[1].tracker.default.threshold, 0.6);
+        let names: Vec<&str> = c.cameras.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["street", "faces", "text"]);
+        assert_eq!(c.cameras[1].tracker.default.threshold, 0.5);
+        assert_eq!(c.cameras[2].tracker.default.threshold, 0.6);
     }
 }

@@ -347,6 +347,38 @@ struct RawManifest {
     int8: Option<RawInt8>,
     #[serde(default)]
     tensorflow: Option<TensorflowCut>,
+    #[serde(default)]
+    groups: BTreeMap<String, Vec<String>>,
+}
+
+/// `[groups]`: names for sets of labels (`vehicle = ["car", "bus", …]`). Each group is counted
+/// like a label, and a model with groups gets its Home Assistant entities per group rather than
+/// per label.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LabelGroups(BTreeMap<String, Vec<String>>);
+
+impl LabelGroups {
+    /// Group names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The count of each group one of whose labels has been counted: the sum of its labels'.
+    pub fn counts(&self, labels: &BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+        self.0
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| labels.contains_key(m)))
+            .map(|(group, members)| {
+                let sum = members.iter().filter_map(|m| labels.get(m)).sum();
+                (group.clone(), sum)
+            })
+            .collect()
+    }
 }
 
 /// `[tensorflow]`: `file` is a frozen TensorFlow GraphDef, cut to the part tract runs. The image
@@ -406,6 +438,8 @@ pub struct Manifest {
     pub precision: Precision,
     /// Set when `file` is a frozen TensorFlow graph rather than ONNX.
     pub tensorflow: Option<TensorflowCut>,
+    /// Named sets of labels, counted together.
+    pub groups: LabelGroups,
 }
 
 impl Manifest {
@@ -460,6 +494,20 @@ impl Manifest {
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(invalid(field, "must be between 0 and 1"));
+            }
+        }
+        for (group, members) in &raw.groups {
+            if members.is_empty() || raw.labels.contains(group) {
+                return Err(invalid(
+                    "groups",
+                    &format!("`{group}` must name at least one label and not be a label itself"),
+                ));
+            }
+            if let Some(stray) = members.iter().find(|m| !raw.labels.contains(m)) {
+                return Err(invalid(
+                    "groups",
+                    &format!("`{group}` names `{stray}`, which is not one of the labels"),
+                ));
             }
         }
         match &raw.decoder {
@@ -522,6 +570,7 @@ impl Manifest {
             }),
             precision: Precision::Fp32,
             tensorflow: raw.tensorflow,
+            groups: LabelGroups(raw.groups),
         })
     }
 }
@@ -641,5 +690,31 @@ mod tests {
         let text = format!("{YOLO}\n[thresholds]\nscore = 1.5\n");
         let err = parse(&text).unwrap_err().to_string();
         assert!(err.contains("`thresholds.score`"), "{err}");
+    }
+
+    #[test]
+    fn groups_are_counted_as_the_sum_of_their_labels() {
+        let text = YOLO.replace("labels = [\"a\", \"b\"]", "labels = [\"a\", \"b\", \"c\"]");
+        let m = parse(&format!(
+            "{text}\n[groups]\nab = [\"a\", \"b\"]\nonly_c = [\"c\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(m.groups.names(), ["ab", "only_c"]);
+        let counts = BTreeMap::from([("a".to_owned(), 2), ("b".to_owned(), 1)]);
+        assert_eq!(
+            m.groups.counts(&counts),
+            BTreeMap::from([("ab".to_owned(), 3)])
+        );
+        let err = parse(&format!("{YOLO}\n[groups]\nab = [\"a\", \"x\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`ab` names `x`, which is not one of the labels"),
+            "{err}"
+        );
+        let err = parse(&format!("{YOLO}\n[groups]\na = [\"b\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not be a label itself"), "{err}");
     }
 }

@@ -190,11 +190,20 @@ pub async fn run(
         }
     };
     let discovery = if mqtt.discovery {
+        // A model with label groups (80 COCO classes) gets entities per group, not per label.
         let entities: Vec<CameraEntities> = labels
             .iter()
-            .map(|(c, l)| CameraEntities {
-                camera: c.clone(),
-                labels: l.clone(),
+            .zip(&detectors)
+            .map(|((c, l), d)| {
+                let groups = &d.model().manifest().groups;
+                CameraEntities {
+                    camera: c.clone(),
+                    labels: if groups.is_empty() {
+                        l.clone()
+                    } else {
+                        groups.names()
+                    },
+                }
             })
             .collect();
         discovery::configs(&topics, &config.device.id, &config.device.name, &entities)

@@ -225,7 +225,9 @@ impl Worker {
                 payload: payload.to_string().into_bytes(),
             });
         }
-        for (label, count) in tracker.counts() {
+        let labels = tracker.counts();
+        let groups = self.detector.model().manifest().groups.counts(&labels);
+        for (label, count) in labels.into_iter().chain(groups) {
             if counts.get(&label) != Some(&count) {
                 self.publisher.blocking_send(Outgoing::State {
                     topic: self.topics.count(&self.camera.name, &label),
