@@ -5,6 +5,7 @@ pub mod manifest;
 pub mod npy;
 pub mod precision;
 pub(crate) mod quirks;
+pub mod runtime;
 pub mod short_softmax;
 pub mod tensorflow;
 pub mod threads;
@@ -20,8 +21,9 @@ use tract_onnx::prelude::*;
 
 pub use manifest::{Manifest, ManifestError};
 pub use precision::Precision;
+pub use runtime::Runtime;
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors while loading or running a model.
 #[derive(Debug, thiserror::Error)]
@@ -95,10 +97,10 @@ impl ModelError {
     }
 }
 
-/// A model ready to run: its manifest and tract's optimised plan.
+/// A model ready to run: its manifest and the runtime holding its network.
 pub struct Model {
     manifest: Manifest,
-    plan: Arc<TypedRunnableModel>,
+    runtime: Box<dyn Runtime>,
     output_names: Vec<String>,
     load_time: Duration,
 }
@@ -151,7 +153,7 @@ impl Model {
         let plan = optimise(model, &path)?;
         Ok(Model {
             manifest,
-            plan,
+            runtime: Box::new(runtime::Tract::new(plan)),
             output_names,
             load_time: started.elapsed(),
         })
@@ -167,23 +169,17 @@ impl Model {
         self.load_time
     }
 
-    /// Runs the plan on one input tensor.
+    /// The runtime that runs the network.
+    pub fn runtime(&self) -> &dyn Runtime {
+        self.runtime.as_ref()
+    }
+
+    /// Runs the network on one input tensor.
     pub fn run(&self, input: Tensor) -> Result<Outputs, ModelError> {
-        let run_err = |e: TractError| ModelError::Run {
+        let values = self.runtime.run(input).map_err(|source| ModelError::Run {
             model: self.manifest.name.clone(),
-            source: e.into(),
-        };
-        let results = self.plan.run(tvec!(input.into())).map_err(run_err)?;
-        let mut values = Vec::with_capacity(results.len());
-        for value in results {
-            let value = value.cast_to::<f32>().map_err(run_err)?;
-            values.push(
-                value
-                    .to_plain_array_view::<f32>()
-                    .map_err(run_err)?
-                    .to_owned(),
-            );
-        }
+            source,
+        })?;
         Ok(Outputs {
             names: self.output_names.clone(),
             values,
