@@ -186,7 +186,7 @@ impl Model {
             });
         }
         let bytes = read_checked(&path, &manifest.sha256)?;
-        let (_, output_names) = onnx_model(&bytes, &path, &manifest, input_shape(&manifest))?;
+        let (_, output_names) = onnx_checked(&bytes, &path, &manifest, input_shape(&manifest))?;
         let runtime = onnxruntime::OnnxRuntime::load(library, &path, threads)
             .map_err(|reason| ModelError::Onnxruntime { reason })?;
         Ok(Model {
@@ -225,20 +225,32 @@ impl Model {
     }
 }
 
-/// An ONNX model's graph, checked against its manifest, with its output names in order.
+/// An ONNX file decoded and checked against its manifest, with its output names in order.
+fn onnx_checked(
+    bytes: &[u8],
+    path: &Path,
+    manifest: &Manifest,
+    shape: [usize; 4],
+) -> Result<(ModelProto, Vec<String>), ModelError> {
+    let proto = decode(path, bytes)?;
+    let graph = graph(&proto, path)?;
+    check_signature(graph, manifest, &shape).map_err(|reason| ModelError::Mismatch {
+        path: path.to_owned(),
+        reason,
+    })?;
+    let output_names = graph.output.iter().map(|o| o.name.clone()).collect();
+    Ok((proto, output_names))
+}
+
+/// An ONNX model's graph imported into tract, checked against its manifest, with its output
+/// names in order.
 fn onnx_model(
     bytes: &[u8],
     path: &Path,
     manifest: &Manifest,
     shape: [usize; 4],
 ) -> Result<(InferenceModel, Vec<String>), ModelError> {
-    let mut proto = decode(path, bytes)?;
-    let graph = graph(&proto, path)?;
-    check_signature(graph, manifest, &shape).map_err(|reason| ModelError::Mismatch {
-        path: path.to_owned(),
-        reason,
-    })?;
-    let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    let (mut proto, output_names) = onnx_checked(bytes, path, manifest, shape)?;
     for fix in quirks::apply(&mut proto) {
         tracing::debug!(model = %manifest.name, "{fix}");
     }

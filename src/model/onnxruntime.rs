@@ -1,9 +1,7 @@
-//! onnxruntime as a second [`Runtime`], from its shared library opened at run time: nothing is
-//! downloaded or linked at build time. The library is the one named by the caller, else by
-//! `$EDGEMASS_ONNXRUNTIME`, else the one `pip install onnxruntime` put beside the active Python.
+//! onnxruntime as a second [`Runtime`], from the shared library the caller names, opened at run
+//! time: nothing is downloaded or linked at build time.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 use ort::session::Session;
@@ -13,42 +11,12 @@ use tract_onnx::prelude::{Tensor, tract_ndarray};
 use super::BoxError;
 use super::runtime::Runtime;
 
-/// Environment variable naming `libonnxruntime.so`.
-pub const LIBRARY_ENV: &str = "EDGEMASS_ONNXRUNTIME";
-
 /// The one onnxruntime environment of the process and the library it came from. Only a success
 /// is kept: a wrong path tried first does not stop a right one tried later.
 static ENVIRONMENT: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
 
 /// Held while the library is being opened.
 static OPENING: Mutex<()> = Mutex::new(());
-
-/// Where `libonnxruntime.so` is: `explicit`, else `$EDGEMASS_ONNXRUNTIME`, else the `onnxruntime`
-/// package of `python3`.
-pub fn find_library(explicit: Option<&Path>) -> Result<PathBuf, String> {
-    if let Some(path) = explicit {
-        return Ok(path.to_owned());
-    }
-    if let Some(path) = std::env::var_os(LIBRARY_ENV).filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(path));
-    }
-    let probe = "import glob, os, onnxruntime; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi', 'libonnxruntime.so*')))[-1])";
-    let out = Command::new("python3")
-        .args(["-c", probe])
-        .output()
-        .map_err(|e| {
-            format!(
-                "no onnxruntime library named and python3 cannot be run ({e}); set ${LIBRARY_ENV}"
-            )
-        })?;
-    let found = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    if !out.status.success() || found.is_empty() {
-        return Err(format!(
-            "no onnxruntime library found: set ${LIBRARY_ENV} to libonnxruntime.so, or `pip install onnxruntime`"
-        ));
-    }
-    Ok(PathBuf::from(found))
-}
 
 /// Opens `library` once per process; later calls must name the same file.
 fn environment(library: &Path) -> Result<&'static ort::environment::Environment, String> {

@@ -93,51 +93,39 @@ pub fn input_values(image: &RgbImage, spec: &InputSpec) -> (Vec<f32>, [usize; 4]
         }
     };
     let (pad_x, pad_y) = ((tw - nw) / 2, (th - nh) / 2);
-    if spec.resize == Resize::Bilinear {
-        let data = bilinear(image, spec, channel_of_fn(spec.color));
-        let shape = match spec.layout {
-            Layout::Nchw => [1, 3, th as usize, tw as usize],
-            Layout::Nhwc => [1, th as usize, tw as usize, 3],
-        };
-        let transform = Transform {
-            scale_x,
-            scale_y,
-            pad_x: 0.0,
-            pad_y: 0.0,
-            width: w,
-            height: h,
-        };
-        return (data, shape, transform);
-    }
-    let resized;
-    let pixels = if (nw, nh) == (w, h) {
-        image
-    } else {
-        resized = image::imageops::resize(image, nw, nh, FilterType::Triangle);
-        &resized
-    };
     let channel_of = channel_of_fn(spec.color);
-    let lut: [[f32; 256]; 3] = std::array::from_fn(|c| {
-        let (mean, std) = (spec.mean[channel_of(c)], spec.std[channel_of(c)]);
-        std::array::from_fn(|p| (p as f32 / 255.0 - mean) / std)
-    });
     let (tw, th) = (tw as usize, th as usize);
     let mut data = vec![0f32; 3 * tw * th];
     let index = |c: usize, x: usize, y: usize| match spec.layout {
         Layout::Nchw => (c * th + y) * tw + x,
         Layout::Nhwc => (y * tw + x) * 3 + c,
     };
-    for y in 0..th {
-        for x in 0..tw {
-            for c in 0..3 {
-                data[index(c, x, y)] = lut[c][spec.pad as usize];
+    if spec.resize == Resize::Bilinear {
+        bilinear(image, spec, &channel_of, &index, &mut data);
+    } else {
+        let resized;
+        let pixels = if (nw, nh) == (w, h) {
+            image
+        } else {
+            resized = image::imageops::resize(image, nw, nh, FilterType::Triangle);
+            &resized
+        };
+        let lut: [[f32; 256]; 3] = std::array::from_fn(|c| {
+            let (mean, std) = (spec.mean[channel_of(c)], spec.std[channel_of(c)]);
+            std::array::from_fn(|p| (p as f32 / 255.0 - mean) / std)
+        });
+        for y in 0..th {
+            for x in 0..tw {
+                for c in 0..3 {
+                    data[index(c, x, y)] = lut[c][spec.pad as usize];
+                }
             }
         }
-    }
-    for (x, y, pixel) in pixels.enumerate_pixels() {
-        let (px, py) = (x as usize + pad_x as usize, y as usize + pad_y as usize);
-        for c in 0..3 {
-            data[index(c, px, py)] = lut[c][pixel[channel_of(c)] as usize];
+        for (x, y, pixel) in pixels.enumerate_pixels() {
+            let (px, py) = (x as usize + pad_x as usize, y as usize + pad_y as usize);
+            for c in 0..3 {
+                data[index(c, px, py)] = lut[c][pixel[channel_of(c)] as usize];
+            }
         }
     }
     let shape = match spec.layout {
@@ -163,13 +151,18 @@ fn channel_of_fn(color: ColorOrder) -> impl Fn(usize) -> usize {
     }
 }
 
-/// [`Resize::Bilinear`]: each tensor pixel interpolated in f32 from the four image pixels around
-/// `destination · in / out`, in TensorFlow's order (along x on both rows, then along y), then
-/// normalised.
-fn bilinear(image: &RgbImage, spec: &InputSpec, channel_of: impl Fn(usize) -> usize) -> Vec<f32> {
+/// [`Resize::Bilinear`] into `data` (laid out by `index(channel, x, y)`): each tensor pixel
+/// interpolated in f32 from the four image pixels around `destination · in / out`, in
+/// TensorFlow's order (along x on both rows, then along y), then normalised.
+fn bilinear(
+    image: &RgbImage,
+    spec: &InputSpec,
+    channel_of: &impl Fn(usize) -> usize,
+    index: &impl Fn(usize, usize, usize) -> usize,
+    data: &mut [f32],
+) {
     let (w, h) = image.dimensions();
-    let (tw, th) = (spec.width as usize, spec.height as usize);
-    let axis = |out: usize, len: u32| -> Vec<(u32, u32, f32)> {
+    let axis = |out: u32, len: u32| -> Vec<(u32, u32, f32)> {
         let scale = len as f32 / out as f32;
         (0..out)
             .map(|d| {
@@ -179,26 +172,21 @@ fn bilinear(image: &RgbImage, spec: &InputSpec, channel_of: impl Fn(usize) -> us
             })
             .collect()
     };
-    let (xs, ys) = (axis(tw, w), axis(th, h));
-    let norm: [(f32, f32); 3] =
-        std::array::from_fn(|c| (spec.mean[channel_of(c)], spec.std[channel_of(c)]));
-    let mut data = vec![0f32; 3 * tw * th];
+    let (xs, ys) = (axis(spec.width, w), axis(spec.height, h));
     for (y, &(y0, y1, dy)) in ys.iter().enumerate() {
         for (x, &(x0, x1, dx)) in xs.iter().enumerate() {
-            for (c, (mean, std)) in norm.iter().enumerate() {
-                let p = |px: u32, py: u32| f32::from(image.get_pixel(px, py)[channel_of(c)]);
-                let top = p(x0, y0) + (p(x1, y0) - p(x0, y0)) * dx;
-                let bottom = p(x0, y1) + (p(x1, y1) - p(x0, y1)) * dx;
+            let corners =
+                [(x0, y0), (x1, y0), (x0, y1), (x1, y1)].map(|(px, py)| image.get_pixel(px, py));
+            for c in 0..3 {
+                let [a, b, d, e] = corners.map(|p| f32::from(p[channel_of(c)]));
+                let top = a + (b - a) * dx;
+                let bottom = d + (e - d) * dx;
                 let value = top + (bottom - top) * dy;
-                let at = match spec.layout {
-                    Layout::Nchw => (c * th + y) * tw + x,
-                    Layout::Nhwc => (y * tw + x) * 3 + c,
-                };
-                data[at] = (value / 255.0 - mean) / std;
+                let (mean, std) = (spec.mean[channel_of(c)], spec.std[channel_of(c)]);
+                data[index(c, x, y)] = (value / 255.0 - mean) / std;
             }
         }
     }
-    data
 }
 
 #[cfg(test)]
