@@ -132,12 +132,14 @@ ONNXRUNTIME = {
     "x86_64": "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
     "aarch64": "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
 }
-if platform.machine() in ONNXRUNTIME:
+# Each under onnxruntime/ARCH/, where the agent of that architecture looks; the aarch64 one is
+# fetched on every host, for the board release's check under qemu (cross/check.sh).
+for arch in sorted({platform.machine(), "aarch64"} & set(ONNXRUNTIME)):
     FILES.append(
         ("onnxruntime", "pip",
-         f"onnxruntime==1.32.0 --python-version=3.11 --platform=manylinux_2_28_{platform.machine()}",
-         "onnxruntime/capi/libonnxruntime.so.1.32.0", "onnxruntime/libonnxruntime.so.1.32.0",
-         ONNXRUNTIME[platform.machine()]))
+         f"onnxruntime==1.32.0 --python-version=3.11 --platform=manylinux_2_28_{arch}",
+         "onnxruntime/capi/libonnxruntime.so.1.32.0", f"onnxruntime/{arch}/libonnxruntime.so.1.32.0",
+         ONNXRUNTIME[arch]))
 
 # (a command on PATH or an absolute file that shows it is installed, Debian package, what needs it)
 SYSTEM = [

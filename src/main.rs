@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use edgemass::bench::{Latency, peak_rss};
 use edgemass::config::{Config, LogConfig, LogFormat};
 use edgemass::model::threads::with_threads;
-use edgemass::model::{Manifest, Model, Precision, npy};
+use edgemass::model::{Manifest, Options, Precision, RuntimeSetting, npy};
 use edgemass::text::TextClassifier;
 use edgemass::vision::annotate;
 use edgemass::vision::detector::Detector;
@@ -62,10 +62,8 @@ enum Command {
         /// Write the images with boxes drawn: a file for one image, a directory for several.
         #[arg(long, value_name = "OUT")]
         annotate: Option<PathBuf>,
-        /// Float or int8 form of the model (auto: int8 when the package has it and the CPU has
-        /// dot-product instructions).
-        #[arg(long, value_enum, default_value_t = Precision::Auto)]
-        precision: Precision,
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Classify texts with a text model package (task `text-classify`).
     Classify {
@@ -108,10 +106,9 @@ enum Command {
         /// Inference threads (tract matrix products).
         #[arg(long, default_value_t = 1)]
         threads: usize,
-        /// Image models: float or int8 form (auto: int8 when the package has it and the CPU has
-        /// dot-product instructions).
-        #[arg(long, value_enum, default_value_t = Precision::Auto)]
-        precision: Precision,
+        /// Image models: what runs the model and in which form.
+        #[command(flatten)]
+        load: LoadArgs,
     },
     /// Serve a model repository over the Open Inference Protocol (KServe v2 REST), as the agent's
     /// fallback host.
@@ -203,10 +200,10 @@ fn main() -> ExitCode {
             image,
             json,
             annotate,
-            precision,
+            load,
         } => {
             init_logging(&quiet);
-            detect(&model, precision, &image, json, annotate.as_deref())
+            detect(&model, &load.options(1), &image, json, annotate.as_deref())
         }
         Command::Classify { model, json, texts } => {
             init_logging(&quiet);
@@ -221,7 +218,7 @@ fn main() -> ExitCode {
             warmup,
             json,
             threads,
-            precision,
+            load,
         } => {
             init_logging(&quiet);
             let timing = Timing {
@@ -232,7 +229,7 @@ fn main() -> ExitCode {
             };
             with_threads(threads, "bench", || match texts {
                 Some(texts) => bench_text(&model, &texts, batch, &timing),
-                None => bench(&model, precision, image.as_deref(), &timing),
+                None => bench(&model, &load.options(threads), image.as_deref(), &timing),
             })
         }
         Command::Tensor { model, image, out } => tensor(&model, &image, &out),
@@ -257,19 +254,53 @@ fn one_line(e: &anyhow::Error) -> String {
         .join(" ")
 }
 
-fn load_detector(manifest: &Path, precision: Precision) -> anyhow::Result<Detector> {
-    let model = Model::load(Manifest::from_path(manifest)?.with_precision(precision)?)?;
-    Ok(Detector::new(model)?)
+/// How `detect` and `bench` load an image model.
+#[derive(clap::Args, Debug)]
+struct LoadArgs {
+    /// Float or int8 form of the model (auto: measured against each other with --runtime auto;
+    /// with --runtime tract, int8 when the package has it and the CPU has dot-product
+    /// instructions).
+    #[arg(long, value_enum, default_value_t = Precision::Auto)]
+    precision: Precision,
+    /// What runs the model (auto: tract and onnxruntime are measured at load time and the fastest
+    /// that agrees with tract's float outputs is kept).
+    #[arg(long, value_enum, default_value_t = RuntimeSetting::Auto)]
+    runtime: RuntimeSetting,
+    /// onnxruntime's shared library (default: $EDGEMASS_ONNXRUNTIME, the model cache, then
+    /// python3's onnxruntime package).
+    #[arg(long, value_name = "FILE")]
+    onnxruntime: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    fn options(&self, threads: usize) -> Options {
+        Options {
+            runtime: self.runtime,
+            precision: self.precision,
+            library: self.onnxruntime.clone(),
+            threads,
+        }
+    }
+}
+
+fn load_detector(manifest: &Path, options: &Options) -> anyhow::Result<Detector> {
+    let detector = Detector::load(Manifest::from_path(manifest)?, options)?;
+    tracing::info!(
+        "model {} on {}",
+        detector.model().manifest().name,
+        detector.model().choice()
+    );
+    Ok(detector)
 }
 
 fn detect(
     manifest: &Path,
-    precision: Precision,
+    options: &Options,
     images: &[PathBuf],
     json: bool,
     annotate_to: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
-    let detector = load_detector(manifest, precision)?;
+    let detector = load_detector(manifest, options)?;
     let labels = detector.labels();
     let name = &detector.model().manifest().name;
     let annotate_dir = match annotate_to {
@@ -534,7 +565,7 @@ struct Timing {
 
 fn bench(
     manifest: &Path,
-    precision: Precision,
+    options: &Options,
     image: Option<&Path>,
     timing: &Timing,
 ) -> anyhow::Result<ExitCode> {
@@ -548,8 +579,9 @@ fn bench(
         bail!("--runs must be at least 1");
     }
     let started = Instant::now();
-    let detector = load_detector(manifest, precision)?;
+    let detector = load_detector(manifest, options)?;
     let load = started.elapsed();
+    let choice = detector.model().choice();
     let m = detector.model().manifest();
     let frame = match image {
         Some(path) => load_image(path)?,
@@ -578,7 +610,12 @@ fn bench(
         println!(
             "{}",
             json!({
-                "model": m.name, "precision": m.precision.name(), "input": [m.input.width, m.input.height],
+                "model": m.name, "runtime": choice.runtime, "precision": choice.precision.name(),
+                "input": [m.input.width, m.input.height],
+                "measured": choice.candidates.iter().map(|c| json!({
+                    "runtime": c.runtime, "precision": c.precision.name(),
+                    "ms": ms(c.time), "deviation": c.deviation,
+                })).collect::<Vec<_>>(),
                 "runs": runs, "threads": threads,
                 "load_ms": ms(load), "inference_p50_ms": ms(infer.p50), "inference_p95_ms": ms(infer.p95),
                 "end_to_end_p50_ms": ms(total.p50), "end_to_end_p95_ms": ms(total.p95),
@@ -587,15 +624,15 @@ fn bench(
         );
     } else {
         println!(
-            "model {} ({}, {}x{}), {runs} runs after {warmup} warm-up, {threads} thread(s)",
-            m.name,
-            m.precision.name(),
-            m.input.width,
-            m.input.height
+            "model {} ({}x{}) on {choice}; {runs} runs after {warmup} warm-up, {threads} thread(s)",
+            m.name, m.input.width, m.input.height
         );
         println!("| stage | p50 ms | p95 ms |");
         println!("|---|---:|---:|");
-        println!("| load, plan and first run | {:.1} | |", ms(load));
+        println!(
+            "| load (and measuring the runtimes), plan and first run | {:.1} | |",
+            ms(load)
+        );
         println!(
             "| inference | {:.2} | {:.2} |",
             ms(infer.p50),

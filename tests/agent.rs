@@ -1010,3 +1010,123 @@ fn texts_from_mqtt_and_a_file_are_classified_in_batches_and_bad_ones_reported() 
         "stats do not count the texts"
     );
 }
+
+/// One agent run over the face photos, once each: its first stats message, its `new` events as
+/// (label, box rounded to pixels, score), the `/metrics` text seen while it ran, and its stderr.
+fn runtime_run(
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (serde_json::Value, Vec<String>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Mosquitto::start(dir.path());
+    let sub = Subscriber::connect(broker.port, "edgemass/testdev/#");
+    let photos = face_photos(dir.path());
+    let http = free_port();
+    let mut setup = Setup::new(dir.path(), broker.port)
+        .camera("door", "images", &photos, 0.5, false, extra)
+        .camera("yard", "images", &photos, 0.5, false, extra);
+    setup.http = Some(http);
+    let mut agent = Agent::start_with_env(&setup.write(dir.path()), env);
+    let mut metrics = String::new();
+    assert!(
+        wait_for(LONG, || {
+            if std::net::TcpStream::connect(("127.0.0.1", http)).is_err() {
+                return false;
+            }
+            metrics = String::from_utf8(http_get(http, "/metrics").1).unwrap_or_default();
+            metrics.contains("edgemass_runtime_info{camera=\"yard\"")
+        }),
+        "no runtime in /metrics: {}",
+        agent.stderr()
+    );
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    assert!(wait_for(
+        Duration::from_secs(10),
+        || sub.event_ids("edgemass/testdev/events").len() as u64 == agent.produced()
+    ));
+    let stats = sub.on("edgemass/testdev/stats")[0].json();
+    let mut found: Vec<String> = sub
+        .on("edgemass/testdev/events")
+        .iter()
+        .map(|m| m.json())
+        .filter(|e| e["type"] == "new" && e["after"]["camera"] == "door")
+        .map(|e| {
+            let b: Vec<i64> = e["after"]["box"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap().round() as i64)
+                .collect();
+            format!(
+                "{} {b:?} {:.2}",
+                e["after"]["label"],
+                e["after"]["top_score"].as_f64().unwrap()
+            )
+        })
+        .collect();
+    found.sort();
+    (stats, found, metrics, agent.stderr())
+}
+
+#[test]
+fn runtime_auto_keeps_onnxruntime_with_tracts_detections_and_a_missing_library_is_one_line() {
+    let (tract, on_tract, _, _) = runtime_run("runtime = \"tract\"", &[]);
+    assert_eq!(
+        tract["cameras"]["door"]["runtime"]["runtime"], "tract",
+        "{tract}"
+    );
+    assert!(!on_tract.is_empty(), "no faces found on tract");
+
+    // The fetched library is in the model cache beside the manifests.
+    let (auto, on_auto, metrics, stderr) = runtime_run("", &[]);
+    let runtime = &auto["cameras"]["door"]["runtime"];
+    assert_eq!(runtime["runtime"], "onnxruntime", "{stderr}\n{auto}");
+    let measured: Vec<String> = runtime["measured"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["runtime"].as_str().unwrap(),
+                c["precision"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(measured, ["tract fp32", "onnxruntime fp32"], "{runtime}");
+    assert!(
+        runtime["measured"][1]["deviation"].as_f64().unwrap() < 1e-3,
+        "{runtime}"
+    );
+    assert!(
+        metrics.contains(
+            "edgemass_runtime_info{camera=\"door\",model=\"blazeface-256\",runtime=\"onnxruntime\",precision=\"fp32\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("edgemass_runtime_candidate_ms{camera=\"door\",model=\"blazeface-256\",runtime=\"tract\",precision=\"fp32\"}"),
+        "{metrics}"
+    );
+    assert!(
+        stderr.contains("on onnxruntime fp32; measured: tract fp32"),
+        "{stderr}"
+    );
+    assert_eq!(on_auto, on_tract);
+
+    let (fallen, on_fallen, metrics, stderr) = runtime_run(
+        "",
+        &[("EDGEMASS_ONNXRUNTIME", "/nowhere/libonnxruntime.so")],
+    );
+    assert_eq!(
+        fallen["cameras"]["yard"]["runtime"]["runtime"], "tract",
+        "{fallen}"
+    );
+    assert!(
+        metrics.contains("runtime=\"tract\",precision=\"fp32\"} 1"),
+        "{metrics}"
+    );
+    let said = "onnxruntime library /nowhere/libonnxruntime.so (from $EDGEMASS_ONNXRUNTIME) does not exist; running on tract";
+    assert_eq!(stderr.matches(said).count(), 1, "{stderr}");
+    assert_eq!(on_fallen, on_tract);
+}

@@ -271,7 +271,10 @@ fn a_truncated_tensorflow_graph_fails_in_one_line_naming_the_file() {
 
 #[test]
 fn onnxruntime_from_the_fetched_library_finds_what_tract_finds() {
-    let library = cache().join("onnxruntime/libonnxruntime.so.1.32.0");
+    let library = cache()
+        .join("onnxruntime")
+        .join(std::env::consts::ARCH)
+        .join("libonnxruntime.so.1.32.0");
     let image = load_image(&photo("bus.jpg")).unwrap();
     for name in ["blazeface-256", "yolov8n-320"] {
         let spec = Manifest::from_path(&manifest(name)).unwrap();

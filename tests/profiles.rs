@@ -3,7 +3,7 @@
 //! student must find the bus's lettering).
 
 use edgemass::config::Config;
-use edgemass::model::{Model, Precision};
+use edgemass::model::Precision;
 use edgemass::vision::detector::Detector;
 use edgemass::vision::preprocess::load_image;
 
@@ -25,14 +25,10 @@ fn resolved() -> Vec<(String, String, String, Precision, [u32; 2])> {
             let manifest = camera
                 .manifest()
                 .unwrap_or_else(|e| panic!("{profile} {}: {e}", camera.name));
-            let (precision, size) = (
-                manifest.precision,
-                [manifest.input.width, manifest.input.height],
-            );
-            let detector = Model::load(manifest)
-                .map_err(Into::into)
-                .and_then(Detector::new)
+            let size = [manifest.input.width, manifest.input.height];
+            let detector = Detector::load(manifest, &camera.load_options(&config.inference))
                 .unwrap_or_else(|e| panic!("{profile} {}: {e}", camera.name));
+            let precision = detector.model().choice().precision;
             let found = detector.detect(&frame).unwrap();
             let model = detector.model().manifest().name.clone();
             // The lettering on the bus: the student finds it in both forms and at both sizes.

@@ -14,10 +14,10 @@ use serde::Deserialize;
 use crate::fallback::band::Band;
 use crate::fallback::breaker::BreakerConfig;
 use crate::model::manifest::{CACHE_ENV, toml_message};
-use crate::model::{Manifest, ManifestError, Precision};
+use crate::model::{Manifest, ManifestError, Options, Precision, RuntimeSetting};
 use crate::track::{LabelThresholds, TrackerConfig};
 
-use raw::{Context, RawCamera, RawConfig, RawEscalation, RawFallback, RawMqtt};
+use raw::{Context, RawCamera, RawConfig, RawEscalation, RawFallback, RawInference, RawMqtt};
 
 /// The commented default configuration, as printed by `edgemass print-config`.
 pub const DEFAULT: &str = include_str!("default.toml");
@@ -248,6 +248,8 @@ pub struct LogConfig {
 pub struct Inference {
     /// Inference threads per camera, 1..=64.
     pub threads: usize,
+    /// onnxruntime's shared library, when the config names one.
+    pub onnxruntime: Option<PathBuf>,
 }
 
 /// Where a camera's frames come from.
@@ -306,6 +308,8 @@ pub struct CameraConfig {
     pub model: PathBuf,
     /// Float or int8 form of the model (the camera's own, else `[inference]`'s).
     pub precision: Precision,
+    /// What runs the model (the camera's own, else `[inference]`'s).
+    pub runtime: RuntimeSetting,
     /// `[width, height]` fed to a fully convolutional model instead of its manifest's size.
     pub input_size: Option<[u32; 2]>,
     /// Skip inference on frames without motion.
@@ -317,14 +321,24 @@ pub struct CameraConfig {
 }
 
 impl CameraConfig {
-    /// The camera's model manifest in the form its precision resolves to on this CPU, at the
-    /// camera's input size.
+    /// The camera's model manifest at the camera's input size (its form is chosen at load
+    /// time, see [`CameraConfig::load_options`]).
     pub fn manifest(&self) -> Result<Manifest, ManifestError> {
-        let manifest = Manifest::from_path(&self.model)?.with_precision(self.precision)?;
+        let manifest = Manifest::from_path(&self.model)?;
         Ok(match self.input_size {
             Some(size) => manifest.with_input_size(size),
             None => manifest,
         })
+    }
+
+    /// How to load the camera's model with `inference`'s threads and library.
+    pub fn load_options(&self, inference: &Inference) -> Options {
+        Options {
+            runtime: self.runtime,
+            precision: self.precision,
+            library: inference.onnxruntime.clone(),
+            threads: inference.threads,
+        }
     }
 
     /// `path` with any password in a URL replaced by `[redacted]`, for logs.
@@ -346,6 +360,7 @@ impl fmt::Debug for CameraConfig {
             .field("height", &self.height)
             .field("model", &self.model)
             .field("precision", &self.precision)
+            .field("runtime", &self.runtime)
             .field("input_size", &self.input_size)
             .field("motion_gate", &self.motion_gate)
             .field("tracker", &self.tracker)
@@ -533,7 +548,7 @@ fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
     let mut names = BTreeSet::new();
     let mut cameras = Vec::with_capacity(raw.camera.len());
     for (index, camera) in raw.camera.iter().enumerate() {
-        let camera = self::camera(index, camera, raw.inference.precision, ctx)?;
+        let camera = self::camera(index, camera, &raw.inference, ctx)?;
         if !names.insert(camera.name.clone()) {
             return Err(invalid(
                 format!("camera[{index}].name"),
@@ -550,6 +565,11 @@ fn validate(raw: &RawConfig) -> Result<Config, ConfigError> {
         log,
         inference: Inference {
             threads: raw.inference.threads,
+            onnxruntime: raw
+                .inference
+                .onnxruntime
+                .as_deref()
+                .map(|p| resolve(p.trim(), ctx)),
         },
         cameras,
         text,
@@ -872,7 +892,7 @@ fn mqtt(raw: &RawMqtt, device: &Device, ctx: &Context) -> Result<Mqtt, ConfigErr
 fn camera(
     index: usize,
     raw: &RawCamera,
-    precision: Precision,
+    inference: &RawInference,
     ctx: &Context,
 ) -> Result<CameraConfig, ConfigError> {
     let key = |field: &str| format!("camera[{index}].{field}");
@@ -964,7 +984,8 @@ fn camera(
         width: raw.width,
         height: raw.height,
         model: resolve(raw.model.trim(), ctx),
-        precision: raw.precision.unwrap_or(precision),
+        precision: raw.precision.unwrap_or(inference.precision),
+        runtime: raw.runtime.unwrap_or(inference.runtime),
         input_size: raw.input_size,
         motion_gate: raw
             .motion_gate

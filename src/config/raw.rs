@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::{LogFormat, Secret, SourceKind};
-use crate::model::Precision;
+use crate::model::{Precision, RuntimeSetting};
 
 /// The whole file, before validation; `Config::try_from` checks it.
 #[derive(Debug, Deserialize)]
@@ -154,6 +154,8 @@ impl Default for RawLog {
 pub(super) struct RawInference {
     pub(super) threads: usize,
     pub(super) precision: Precision,
+    pub(super) runtime: RuntimeSetting,
+    pub(super) onnxruntime: Option<String>,
 }
 
 impl Default for RawInference {
@@ -161,6 +163,8 @@ impl Default for RawInference {
         RawInference {
             threads: 1,
             precision: Precision::Auto,
+            runtime: RuntimeSetting::Auto,
+            onnxruntime: None,
         }
     }
 }
@@ -266,6 +270,8 @@ pub(super) struct RawCamera {
     pub(super) model: String,
     #[serde(default)]
     pub(super) precision: Option<Precision>,
+    #[serde(default)]
+    pub(super) runtime: Option<RuntimeSetting>,
     #[serde(default)]
     pub(super) input_size: Option<[u32; 2]>,
     #[serde(default)]

@@ -349,7 +349,28 @@ struct RawManifest {
     tensorflow: Option<TensorflowCut>,
     #[serde(default)]
     groups: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    runtime: RawRuntime,
 }
+
+/// `[runtime]`: how far another runtime or the int8 file may stray from tract's float outputs.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawRuntime {
+    tolerance: f64,
+}
+
+impl Default for RawRuntime {
+    fn default() -> Self {
+        RawRuntime {
+            tolerance: DEFAULT_TOLERANCE,
+        }
+    }
+}
+
+/// The largest difference from tract's float outputs, as a share of an output's range, that a
+/// package accepts unless its `[runtime] tolerance` says otherwise.
+pub const DEFAULT_TOLERANCE: f64 = 0.05;
 
 /// `[groups]`: names for sets of labels (`vehicle = ["car", "bus", …]`). Each group is counted
 /// like a label, and a model with groups gets its Home Assistant entities per group rather than
@@ -438,6 +459,11 @@ pub struct Manifest {
     pub precision: Precision,
     /// Set when `file` is a frozen TensorFlow graph rather than ONNX.
     pub tensorflow: Option<TensorflowCut>,
+    /// The largest difference from tract's float outputs, as a share of an output's range, that
+    /// another runtime or the int8 file may show and still be chosen.
+    pub tolerance: f64,
+    /// The model cache `{cache}` stands for (where onnxruntime's library is looked for too).
+    pub cache: PathBuf,
     /// Named sets of labels, counted together.
     pub groups: LabelGroups,
 }
@@ -484,6 +510,9 @@ impl Manifest {
         }
         if raw.input.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
             return Err(invalid("input.std", "must be finite and non-zero"));
+        }
+        if !(raw.runtime.tolerance >= 0.0 && raw.runtime.tolerance <= 1.0) {
+            return Err(invalid("runtime.tolerance", "must be between 0 and 1"));
         }
         if raw.labels.is_empty() {
             return Err(invalid("labels", "must name at least one class"));
@@ -571,6 +600,8 @@ impl Manifest {
             precision: Precision::Fp32,
             tensorflow: raw.tensorflow,
             groups: LabelGroups(raw.groups),
+            tolerance: raw.runtime.tolerance,
+            cache: cache_dir(dir, cache),
         })
     }
 }
@@ -589,12 +620,14 @@ impl Manifest {
 /// `dir/cache`), anything else is relative to `dir`.
 pub(crate) fn resolve_file(value: &str, dir: &Path, cache: Option<&Path>) -> PathBuf {
     match value.strip_prefix("{cache}/") {
-        Some(rest) => cache
-            .map(Path::to_owned)
-            .unwrap_or_else(|| dir.join("cache"))
-            .join(rest),
+        Some(rest) => cache_dir(dir, cache).join(rest),
         None => dir.join(value),
     }
+}
+
+/// The model cache: `cache` when given, else `dir/cache`.
+fn cache_dir(dir: &Path, cache: Option<&Path>) -> PathBuf {
+    cache.map_or_else(|| dir.join("cache"), Path::to_owned)
 }
 
 /// A manifest file's text, the directory its relative paths start from, and the model cache

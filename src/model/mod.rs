@@ -1,6 +1,9 @@
 //! Model packages: the manifest, and the ONNX file it names run by tract with a plan built once.
 
+pub mod choose;
 pub mod declared;
+#[cfg(feature = "onnxruntime")]
+pub mod library;
 pub mod manifest;
 pub mod npy;
 #[cfg(feature = "onnxruntime")]
@@ -21,6 +24,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::pb::{self, ModelProto};
 use tract_onnx::prelude::*;
 
+pub use choose::{Choice, Options, RuntimeSetting};
 pub use manifest::{Manifest, ManifestError};
 pub use precision::Precision;
 pub use runtime::Runtime;
@@ -111,6 +115,7 @@ pub struct Model {
     runtime: Box<dyn Runtime>,
     output_names: Vec<String>,
     load_time: Duration,
+    choice: Choice,
 }
 
 /// The outputs of one run, by name, converted to f32.
@@ -160,6 +165,7 @@ impl Model {
         };
         let plan = optimise(model, &path)?;
         Ok(Model {
+            choice: Choice::only("tract", manifest.precision, manifest.tolerance),
             manifest,
             runtime: Box::new(runtime::Tract::new(plan)),
             output_names,
@@ -190,6 +196,7 @@ impl Model {
         let runtime = onnxruntime::OnnxRuntime::load(library, &path, threads)
             .map_err(|reason| ModelError::Onnxruntime { reason })?;
         Ok(Model {
+            choice: Choice::only("onnxruntime", manifest.precision, manifest.tolerance),
             manifest,
             runtime: Box::new(runtime),
             output_names,
@@ -205,6 +212,17 @@ impl Model {
     /// Time taken by [`Model::load`].
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    /// This model with `choice` as the record of why its runtime and form were chosen.
+    pub fn with_choice(mut self, choice: Choice) -> Model {
+        self.choice = choice;
+        self
+    }
+
+    /// Which runtime and form run the network, and what was measured to choose them.
+    pub fn choice(&self) -> &Choice {
+        &self.choice
     }
 
     /// The runtime that runs the network.

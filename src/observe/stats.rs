@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::bench::{current_rss, peak_rss};
 use crate::fallback::stats::HostStats;
+use crate::model::Choice;
 use crate::pipeline::slot::Slot;
 use crate::pipeline::text::TextStats;
 use crate::pipeline::worker::WorkerStats;
@@ -24,6 +25,8 @@ pub struct CameraCounters {
     pub name: String,
     /// Model id.
     pub model: String,
+    /// The runtime and form running the model, and what was measured to choose them.
+    pub choice: Choice,
     /// Source counters.
     pub source: Arc<SourceStats>,
     /// Inference counters.
@@ -62,6 +65,21 @@ struct QueueRow {
 
 fn ms(d: std::time::Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The runtime running a camera's model, and each candidate measured at load time.
+fn runtime_json(choice: &Choice) -> Value {
+    json!({
+        "runtime": choice.runtime,
+        "precision": choice.precision.name(),
+        "tolerance": choice.tolerance,
+        "measured": choice.candidates.iter().map(|c| json!({
+            "runtime": c.runtime,
+            "precision": c.precision.name(),
+            "ms": (ms(c.time) * 100.0).round() / 100.0,
+            "deviation": c.deviation,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 /// Inferred-frame counts at the last stats message, to compute fps over the interval.
@@ -132,6 +150,7 @@ impl Registry {
                 c.name.clone(),
                 json!({
                     "model": c.model,
+                    "runtime": runtime_json(&c.choice),
                     "fps": ((inferred - before) as f64 / elapsed * 100.0).round() / 100.0,
                     "inference_ms_p50": (p50 * 10.0).round() / 10.0,
                     "inference_ms_p95": (p95 * 10.0).round() / 10.0,
@@ -240,6 +259,44 @@ impl Registry {
             "counter",
             "Source failures.",
             per_camera(&|c| load(&c.source.errors)),
+        );
+        metric(
+            "runtime_info",
+            "gauge",
+            "1 for the runtime and form running the camera's model.",
+            self.cameras
+                .iter()
+                .map(|c| {
+                    let labels = format!(
+                        "{{camera=\"{}\",model=\"{}\",runtime=\"{}\",precision=\"{}\"}}",
+                        c.name,
+                        c.model,
+                        c.choice.runtime,
+                        c.choice.precision.name()
+                    );
+                    (labels, 1.0)
+                })
+                .collect(),
+        );
+        metric(
+            "runtime_candidate_ms",
+            "gauge",
+            "Load-time median run of each runtime and form measured for the camera's model.",
+            self.cameras
+                .iter()
+                .flat_map(|c| {
+                    c.choice.candidates.iter().map(move |k| {
+                        let labels = format!(
+                            "{{camera=\"{}\",model=\"{}\",runtime=\"{}\",precision=\"{}\"}}",
+                            c.name,
+                            c.model,
+                            k.runtime,
+                            k.precision.name()
+                        );
+                        (labels, ms(k.time))
+                    })
+                })
+                .collect(),
         );
         metric(
             "inference_ms_p50",

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TextConfig};
-use crate::model::{Model, ModelError};
+use crate::model::ModelError;
 use crate::observe::stats::{CameraCounters, Registry};
 use crate::publish::broker;
 use crate::publish::client::{self, Outgoing, Settings};
@@ -126,26 +126,25 @@ pub async fn run(
         tracing::info!("embedded MQTT broker listening on {ip}:{}", mqtt.port);
     }
     let cameras = config.cameras.clone();
+    let inference = config.inference.clone();
     let detectors = tokio::task::spawn_blocking(move || {
         cameras
             .iter()
             .map(|c| {
                 c.manifest()
-                    .map_err(ModelError::from)
-                    .and_then(Model::load)
-                    .inspect(|m| {
-                        let m = m.manifest();
+                    .map_err(|e| DetectError::from(ModelError::from(e)))
+                    .and_then(|m| Detector::load(m, &c.load_options(&inference)))
+                    .inspect(|d| {
+                        let m = d.model().manifest();
                         tracing::info!(
                             camera = %c.name,
-                            "model {} ({}, {}x{})",
+                            "model {} ({}x{}) on {}",
                             m.name,
-                            m.precision.name(),
                             m.input.width,
-                            m.input.height
+                            m.input.height,
+                            d.model().choice()
                         );
                     })
-                    .map_err(DetectError::from)
-                    .and_then(Detector::new)
                     .map_err(|source| AgentError::Model {
                         camera: c.name.clone(),
                         path: c.model.clone(),
@@ -259,6 +258,7 @@ pub async fn run(
         counters.push(CameraCounters {
             name: camera.name.clone(),
             model: detector.model().manifest().name.clone(),
+            choice: detector.model().choice().clone(),
             source: source_stats.clone(),
             worker: worker_stats.clone(),
             slot: slot.clone(),

@@ -9,7 +9,7 @@ use tract_onnx::prelude::{IntoTensor, Tensor, tract_ndarray};
 use super::decode::{self, Context, DecodeError};
 use super::preprocess::prepare;
 use super::{Detection, Transform};
-use crate::model::{Model, ModelError, Outputs, input_shape};
+use crate::model::{Manifest, Model, ModelError, Options, Outputs, choose, input_shape};
 
 /// Errors while detecting.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +57,13 @@ impl Detector {
         let outputs = detector.model.run(blank)?;
         detector.decode(&outputs)?;
         Ok(detector)
+    }
+
+    /// Loads `manifest`'s model on the runtime and in the form `options` ask for, measuring the
+    /// candidates on [`super::scene::scene`] when they leave a choice.
+    pub fn load(manifest: Manifest, options: &Options) -> Result<Detector, DetectError> {
+        let (sample, _) = prepare(&super::scene::scene(), &manifest.input);
+        Detector::new(choose::load(manifest, options, &sample)?)
     }
 
     /// The underlying model.

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod detector;
 pub mod nms;
 pub mod preprocess;
+pub mod scene;
 
 use serde::Serialize;
 
