@@ -6,7 +6,8 @@
 #   targets: aarch64-unknown-linux-gnu (Pi 4/5 64-bit, Jetson), armv7-unknown-linux-gnueabihf
 #   (Pi OS 32-bit); default both.
 # Env:  FEATURES  cargo features (default none; FEATURES=embedded-broker adds the zero-install
-#                 demo's broker)
+#                 demo's broker); aarch64 always gets `onnxruntime` (opened at run time from the
+#                 board's libonnxruntime.so; armv7 has no onnxruntime wheel)
 #       PROFILE   cargo profile (default release: fat LTO, stripped)
 #       GLIBC     the C library the binaries need: 2.31 (default; linked by cargo-zigbuild, runs on
 #                 Pi OS bullseye and bookworm, JetPack 5 and 6, Debian 11+, Ubuntu 20.04+) or
@@ -61,10 +62,12 @@ for target in "${targets[@]}"; do
     export "CARGO_TARGET_${upper}_RUSTFLAGS=-C force-unwind-tables=no"
   fi
 
-  echo "== $target ($profile, features: ${features:-none}, glibc: $glibc)"
+  target_features="$features"
+  [ "$target" = aarch64-unknown-linux-gnu ] && target_features="${features:+$features,}onnxruntime"
+  echo "== $target ($profile, features: ${target_features:-none}, glibc: $glibc)"
   started=$SECONDS
   cargo "${build[@]}" -p edgemass --bin edgemass --locked --target "$target$target_suffix" \
-    --profile "$profile" --no-default-features ${features:+--features "$features"}
+    --profile "$profile" --no-default-features ${target_features:+--features "$target_features"}
   out_dir="$profile"
   [ "$profile" = dev ] && out_dir=debug
   binary="$target_dir/$target/$out_dir/edgemass"

@@ -3,9 +3,11 @@
 # real photo under qemu-user and must report the same detections as the host build (same count
 # and labels, scores and box corners within the tolerance of `compare`), and each .deb must hold the binary
 # for its architecture, the systemd unit, the default config and the model manifests, and its
-# binary must need no newer glibc than the package's Depends promises.
+# binary must need no newer glibc than the package's Depends promises. The aarch64 binary also
+# runs onnxruntime from the aarch64 wheel's library (models/fetch.py puts it in the cache).
 #
-# Usage: cross/check.sh HOST_EDGEMASS [TARGET...]   (after cross/build.sh; needs qemu-user)
+# Usage: cross/check.sh HOST_EDGEMASS [TARGET...]   (after cross/build.sh; needs qemu-user, and
+#        for aarch64 a mount namespace: root, or unprivileged user namespaces)
 # Env:   GLIBC  as given to cross/build.sh (default 2.31; debian checks the "-glibc2.35" artifacts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,8 +50,8 @@ PY
 
 for run in "${runs[@]}"; do
   model="${run%:*}" precision="${run#*:}"
-  "$host_bin" detect --model "models/$model.model.toml" --precision "$precision" --image "$photo" \
-    --json > "$work/host-$model-$precision.json"
+  "$host_bin" detect --model "models/$model.model.toml" --precision "$precision" --runtime tract \
+    --image "$photo" --json > "$work/host-$model-$precision.json"
 done
 
 for target in "${targets[@]}"; do
@@ -70,17 +72,53 @@ for target in "${targets[@]}"; do
     for run in "${runs[@]}"; do
       model="${run%:*}" precision="${run#*:}"
       "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" detect --model "models/$model.model.toml" \
-        --precision "$precision" --image "$photo" --json > "$work/$target-$cpu-$run.json"
+        --precision "$precision" --runtime tract --image "$photo" --json > "$work/$target-$cpu-$run.json"
       compare "$work/host-$model-$precision.json" "$work/$target-$cpu-$run.json" "$target ($cpu) $model $precision" "$precision"
     done
-    # `auto` takes the int8 form exactly where the CPU has dot-product instructions.
+    # On tract, `auto` takes the int8 form exactly where the CPU has dot-product instructions.
     "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" bench --model models/ppocr-det-student.model.toml \
-      --precision auto --runs 1 --warmup 0 --json > "$work/auto.json"
+      --precision auto --runtime tract --runs 1 --warmup 0 --json > "$work/auto.json"
     expected=fp32
     [ "$cpu" = cortex-a76 ] && expected=int8
     python3 -c 'import json,sys; got = json.load(open(sys.argv[1]))["precision"]; assert got == sys.argv[2], f"{sys.argv[3]}: auto chose {got}, expected {sys.argv[2]}"; print(f"{sys.argv[3]}: auto runs {got}")' \
       "$work/auto.json" "$expected" "$target ($cpu)"
   done
+
+  # aarch64 carries onnxruntime: with the aarch64 wheel's library it gives the host's detections,
+  # and a library that cannot be had leaves it on tract (a functional check: qemu times nothing).
+  # onnxruntime reads the CPU from /proc/cpuinfo, which under qemu-user is the x86 host's and
+  # crashes its ARM parser, so these runs see a Cortex-A76's, bound over it in a mount namespace.
+  if [ "$target" = aarch64-unknown-linux-gnu ]; then
+    lib="$cache/onnxruntime/aarch64/libonnxruntime.so.1.32.0"
+    [ -f "$lib" ] || { echo "cross/check.sh: $lib is missing: python3 models/fetch.py --only onnxruntime" >&2; exit 1; }
+    for ((i = 0; i < $(nproc); i++)); do
+      printf 'processor\t: %d\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n' "$i"
+    done > "$work/cpuinfo"
+    unshare_args=(--mount)
+    [ "$(id -u)" = 0 ] || unshare_args+=(--map-root-user)
+    ort_qemu() {
+      unshare "${unshare_args[@]}" -- bash -c 'mount --bind "$1" /proc/cpuinfo && shift && exec "$@"' \
+        _ "$work/cpuinfo" "$qemu" -cpu cortex-a76 -L "/usr/$gnu" "$bin" "$@"
+    }
+    for model in blazeface-256 ppocr-det-student; do
+      ort_qemu detect --model "models/$model.model.toml" --precision fp32 --runtime onnxruntime \
+        --onnxruntime "$lib" --image "$photo" --json > "$work/ort-$model.json"
+      compare "$work/host-$model-fp32.json" "$work/ort-$model.json" "$target onnxruntime $model" fp32
+    done
+    ort_qemu bench --model models/blazeface-256.model.toml --runtime onnxruntime --onnxruntime "$lib" \
+      --runs 1 --warmup 0 --json > "$work/ort-bench.json"
+    EDGEMASS_ONNXRUNTIME=/nowhere/libonnxruntime.so "$qemu" -L "/usr/$gnu" "$bin" bench \
+      --model models/blazeface-256.model.toml --runs 1 --warmup 0 --json > "$work/tract-bench.json" 2> "$work/tract-bench.err"
+    python3 - "$work/ort-bench.json" "$work/tract-bench.json" "$work/tract-bench.err" <<'PY'
+import json, sys
+ran = json.load(open(sys.argv[1]))["runtime"]
+assert ran == "onnxruntime", f"aarch64: --runtime onnxruntime ran on {ran}"
+fallen = json.load(open(sys.argv[2]))["runtime"]
+said = open(sys.argv[3]).read()
+assert fallen == "tract" and said.count("does not exist; running on tract") == 1, (fallen, said)
+print("aarch64: onnxruntime runs the model; a library that does not exist is one line and tract")
+PY
+  fi
 
   deb="dist/edgemass_${version}${suffix}_${deb_arch}.deb"
   dpkg-deb --field "$deb" Architecture | grep -qx "$deb_arch"

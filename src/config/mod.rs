@@ -1700,6 +1700,37 @@ mod tests {
     }
 
     #[test]
+    fn a_camera_runtime_overrides_the_inference_default_and_the_library_path_is_resolved() {
+        let text = MINIMAL.replace(
+            "[[camera]]",
+            "[inference]\nruntime = \"onnxruntime\"\nonnxruntime = \"lib/libonnxruntime.so\"\n[[camera]]",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.cameras[0].runtime, RuntimeSetting::Onnxruntime);
+        let library = c.inference.onnxruntime.clone().unwrap();
+        assert!(
+            library.is_absolute() && library.ends_with("lib/libonnxruntime.so"),
+            "{library:?}"
+        );
+        let options = c.cameras[0].load_options(&c.inference);
+        assert_eq!(
+            (options.runtime, options.library),
+            (RuntimeSetting::Onnxruntime, Some(library))
+        );
+        let text = text.replace("name = \"front\"", "name = \"front\"\nruntime = \"tract\"");
+        assert_eq!(
+            parse(&text).unwrap().cameras[0].runtime,
+            RuntimeSetting::Tract
+        );
+        assert_eq!(
+            parse(MINIMAL).unwrap().cameras[0].runtime,
+            RuntimeSetting::Auto
+        );
+        let err = error(parse(&with_camera_line("runtime = \"tensorrt\"")));
+        assert!(err.contains("tensorrt"), "{err}");
+    }
+
+    #[test]
     fn a_camera_precision_overrides_the_inference_default() {
         let text = MINIMAL.replace(
             "[[camera]]",
