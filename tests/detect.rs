@@ -3,9 +3,10 @@
 use std::path::Path;
 
 use edgemass::model::manifest::DecoderSpec;
-use edgemass::model::{Manifest, Model};
+use edgemass::model::{Manifest, Model, Options, Precision};
 use edgemass::vision::detector::Detector;
 use edgemass::vision::preprocess::{load_image, prepare};
+use edgemass::vision::scene::scene;
 use edgemass::vision::{BBox, Detection};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -335,5 +336,70 @@ fn a_missing_onnxruntime_library_is_one_line_naming_it() {
     assert!(
         err.ends_with("is a TensorFlow graph: onnxruntime runs ONNX files"),
         "{err}"
+    );
+}
+
+#[test]
+fn auto_measures_both_runtimes_in_both_forms_and_keeps_the_fastest_within_tolerance() {
+    let spec = Manifest::from_path(&manifest("ppocr-det-student")).unwrap();
+    let options = Options {
+        threads: 1,
+        ..Options::default()
+    };
+    let detector = Detector::load(spec, &options).unwrap();
+    let choice = detector.model().choice().clone();
+    let measured: Vec<(&str, Precision)> = choice
+        .candidates
+        .iter()
+        .map(|c| (c.runtime, c.precision))
+        .collect();
+    assert_eq!(
+        measured,
+        [
+            ("tract", Precision::Fp32),
+            ("tract", Precision::Int8),
+            ("onnxruntime", Precision::Fp32),
+            ("onnxruntime", Precision::Int8),
+        ],
+        "{choice}"
+    );
+    let within: Vec<_> = choice
+        .candidates
+        .iter()
+        .filter(|c| c.deviation <= choice.tolerance)
+        .collect();
+    let kept = within
+        .iter()
+        .find(|c| (c.runtime, c.precision) == (choice.runtime, choice.precision))
+        .unwrap_or_else(|| panic!("kept a candidate beyond the tolerance: {choice}"));
+    assert!(within.iter().all(|c| kept.time <= c.time), "{choice}");
+    // Both float forms agree closely; the model kept is the one that runs.
+    assert!(choice.candidates[2].deviation < 1e-3, "{choice}");
+    assert_eq!(detector.model().runtime().name(), choice.runtime);
+    assert_eq!(detector.model().manifest().precision, choice.precision);
+    // The start-up picture has a sign of text, so the text detector's map is not empty there.
+    let found = detector.detect(&scene()).unwrap();
+    assert!(
+        !found.detections.is_empty(),
+        "no text on the start-up picture"
+    );
+
+    // int8 asked for: only the int8 files race.
+    let spec = Manifest::from_path(&manifest("ppocr-det-student")).unwrap();
+    let options = Options {
+        precision: Precision::Int8,
+        ..options
+    };
+    let choice = Detector::load(spec, &options)
+        .unwrap()
+        .model()
+        .choice()
+        .clone();
+    assert_eq!(choice.precision, Precision::Int8, "{choice}");
+    assert!(
+        choice
+            .candidates
+            .iter()
+            .all(|c| c.precision == Precision::Int8)
     );
 }

@@ -18,6 +18,9 @@ use super::precision::{Precision, cpu_has_dotprod};
 use super::threads::with_threads;
 use super::{Model, ModelError, Outputs};
 
+/// The smallest range an output's deviation is measured against.
+const MIN_RANGE: f64 = 1e-2;
+
 /// Timed runs per candidate, after one untimed run.
 const RUNS: usize = 5;
 
@@ -367,7 +370,8 @@ fn time_runs(
 }
 
 /// The largest absolute difference between `a` and `b`, output by output, as a share of the range
-/// of `a`'s output; 1 for an output that is missing or of another shape.
+/// of `a`'s output (at least [`MIN_RANGE`]); 1 for an output that is missing, of another shape or
+/// not a number.
 pub fn deviation(a: &Outputs, b: &Outputs) -> f64 {
     a.iter()
         .map(|(name, a)| {
@@ -379,7 +383,9 @@ pub fn deviation(a: &Outputs, b: &Outputs) -> f64 {
                 .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| {
                     (lo.min(*v), hi.max(*v))
                 });
-            let range = f64::from(hi - lo).max(1e-6);
+            // An output that barely moves on this input (no text in a text detector's map) is
+            // held to an absolute bound instead of a share of its tiny range.
+            let range = f64::from(hi - lo).max(MIN_RANGE);
             let worst = a
                 .iter()
                 .zip(b.iter())
@@ -407,6 +413,9 @@ mod tests {
         assert!((deviation(&a, &outputs(&[0.5, 10.0, 4.0])) - 0.1).abs() < 1e-9);
         assert_eq!(deviation(&a, &outputs(&[0.0, 10.0])), 1.0);
         assert_eq!(deviation(&a, &outputs(&[0.0, f32::NAN, 5.0])), 1.0);
+        // A flat output: an absolute bound, not a share of nothing.
+        let flat = outputs(&[1e-6, 2e-6, 1e-6]);
+        assert!(deviation(&flat, &outputs(&[1.5e-6, 1e-6, 1e-6])) < 1e-3);
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Model packages: the manifest, and the ONNX file it names run by tract with a plan built once.
+//! Model packages: the manifest, and the network it names run by tract or onnxruntime, chosen at
+//! load time ([`choose`]).
 
 pub mod choose;
 pub mod declared;

@@ -51,6 +51,19 @@ pub fn scene() -> RgbImage {
             }
         }
     }
+    // A sign with lines of dark strokes, so that text detectors have something to find.
+    let (sign_x, sign_y) = (width * 3 / 5, height / 12);
+    for py in sign_y..sign_y + 90 {
+        for px in sign_x..sign_x + 200 {
+            let (dx, dy) = (px - sign_x, py - sign_y);
+            let line = dy / 22;
+            let in_stroke = (6..18).contains(&(dy % 22)) && (10..190).contains(&dx) && line < 4;
+            let glyph = (dx / 3 + line * 5) % 7 < 2 || (dy % 22 == 11 && dx % 14 < 10);
+            let ink = in_stroke && glyph && (dx / 28 + line) % 5 != 4;
+            let value = if ink { 25 } else { 235 };
+            image.put_pixel(px, py, Rgb([value, value, value]));
+        }
+    }
     for pixel in image.pixels_mut() {
         let noise = random.below(17) as i16 - 8;
         for channel in pixel.0.iter_mut() {
