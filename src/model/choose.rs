@@ -21,7 +21,7 @@ use super::{Model, ModelError, Outputs};
 /// The smallest range an output's deviation is measured against.
 const MIN_RANGE: f64 = 1e-2;
 
-/// Timed runs per candidate, after one untimed run.
+/// Timed rounds of the race, after one untimed run of each candidate.
 const RUNS: usize = 5;
 
 /// The runtime asked for in a config or on the command line.
@@ -226,7 +226,9 @@ fn onnxruntime_library(_: &Manifest, options: &Options) -> Option<PathBuf> {
     None
 }
 
-/// Loads `manifest`'s network in `precision` on `runtime`.
+/// Loads `manifest`'s network in `precision` on `runtime` (`threads` are onnxruntime's; tract's
+/// are the caller's pool).
+#[cfg_attr(not(feature = "onnxruntime"), allow(unused_variables))]
 fn load_one(
     manifest: &Manifest,
     runtime: &'static str,
@@ -238,10 +240,7 @@ fn load_one(
     match (runtime, library) {
         #[cfg(feature = "onnxruntime")]
         ("onnxruntime", Some(library)) => Model::load_onnxruntime(manifest, library, threads),
-        _ => {
-            let _ = threads;
-            Model::load(manifest)
-        }
+        _ => Model::load(manifest),
     }
 }
 
@@ -297,7 +296,7 @@ fn race(
     let reference = load_one(&manifest, "tract", Precision::Fp32, None, threads)?;
     let expected = reference.run(sample.clone())?;
     let mut reference = Some(reference);
-    let mut measured: Vec<(Candidate, Model)> = Vec::new();
+    let mut entrants: Vec<((&'static str, Precision), Model)> = Vec::new();
     for (runtime, precision) in pairs {
         let model = if (runtime, precision) == ("tract", Precision::Fp32) {
             reference.take().expect("tract fp32 is raced once")
@@ -311,62 +310,72 @@ fn race(
                 Err(e) => return Err(e),
             }
         };
-        let (time, outputs) = time_runs(&model, sample, threads)?;
-        let deviation = deviation(&expected, &outputs);
-        measured.push((
-            Candidate {
-                runtime,
-                precision,
-                time,
-                deviation,
-            },
-            model,
-        ));
+        entrants.push(((runtime, precision), model));
     }
-    let candidates: Vec<Candidate> = measured.iter().map(|(c, _)| c.clone()).collect();
-    let best = measured
+    let models: Vec<&Model> = entrants.iter().map(|(_, m)| m).collect();
+    let (times, outputs) = with_threads(threads, "edgemass-race", || time_rounds(&models, sample))?;
+    let candidates: Vec<Candidate> = entrants
+        .iter()
+        .zip(times.into_iter().zip(&outputs))
+        .map(|(((runtime, precision), _), (time, outputs))| Candidate {
+            runtime,
+            precision: *precision,
+            time,
+            deviation: deviation(&expected, outputs),
+        })
+        .collect();
+    let within = candidates
         .iter()
         .enumerate()
-        .filter(|(_, (c, _))| c.deviation <= manifest.tolerance)
-        .min_by_key(|(_, (c, _))| c.time)
-        .or_else(|| {
-            measured
-                .iter()
-                .enumerate()
-                .min_by(|(_, (a, _)), (_, (b, _))| a.deviation.total_cmp(&b.deviation))
-        })
-        .map(|(i, _)| i);
-    let Some(best) = best else {
+        .filter(|(_, c)| c.deviation <= manifest.tolerance)
+        .min_by_key(|(_, c)| c.time);
+    let closest = || {
+        candidates
+            .iter()
+            .enumerate()
+            .min_by(|(_, a), (_, b)| a.deviation.total_cmp(&b.deviation))
+    };
+    let Some((best, kept)) = within.or_else(closest) else {
         let model = reference.expect("the reference is kept when nothing was measured");
         return Ok(model.with_choice(Choice::only("tract", Precision::Fp32, manifest.tolerance)));
     };
-    let (kept, model) = measured.swap_remove(best);
+    let (runtime, precision) = (kept.runtime, kept.precision);
+    let (_, model) = entrants.swap_remove(best);
     Ok(model.with_choice(Choice {
-        runtime: kept.runtime,
-        precision: kept.precision,
+        runtime,
+        precision,
         candidates,
         tolerance: manifest.tolerance,
     }))
 }
 
-/// One untimed run, then the median of [`RUNS`] timed runs, on `threads` threads; the outputs of
-/// the untimed run.
-fn time_runs(
-    model: &Model,
+/// One untimed run of each model (its outputs are returned), then [`RUNS`] rounds in which each
+/// runs once, timed; the median time of each. Taking turns spreads a busy spell of the machine
+/// over every model rather than onto the one that happened to run during it.
+fn time_rounds(
+    models: &[&Model],
     sample: &Tensor,
-    threads: usize,
-) -> Result<(Duration, Outputs), ModelError> {
-    with_threads(threads, "edgemass-race", || {
-        let outputs = model.run(sample.clone())?;
-        let mut times = Vec::with_capacity(RUNS);
-        for _ in 0..RUNS {
+) -> Result<(Vec<Duration>, Vec<Outputs>), ModelError> {
+    let outputs = models
+        .iter()
+        .map(|m| m.run(sample.clone()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut times = vec![Vec::with_capacity(RUNS); models.len()];
+    for _ in 0..RUNS {
+        for (model, times) in models.iter().zip(&mut times) {
             let started = Instant::now();
             model.run(sample.clone())?;
             times.push(started.elapsed());
         }
-        times.sort();
-        Ok((times[RUNS / 2], outputs))
-    })
+    }
+    let medians = times
+        .into_iter()
+        .map(|mut t| {
+            t.sort();
+            t[RUNS / 2]
+        })
+        .collect();
+    Ok((medians, outputs))
 }
 
 /// The largest absolute difference between `a` and `b`, output by output, as a share of the range

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::bench::{current_rss, peak_rss};
 use crate::fallback::stats::HostStats;
-use crate::model::Choice;
+use crate::model::{Choice, Precision};
 use crate::pipeline::slot::Slot;
 use crate::pipeline::text::TextStats;
 use crate::pipeline::worker::WorkerStats;
@@ -80,6 +80,16 @@ fn runtime_json(choice: &Choice) -> Value {
             "deviation": c.deviation,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// Prometheus labels naming a camera, its model and one runtime and form.
+fn runtime_labels(c: &CameraCounters, runtime: &str, precision: Precision) -> String {
+    format!(
+        "{{camera=\"{}\",model=\"{}\",runtime=\"{runtime}\",precision=\"{}\"}}",
+        c.name,
+        c.model,
+        precision.name()
+    )
 }
 
 /// Inferred-frame counts at the last stats message, to compute fps over the interval.
@@ -266,16 +276,7 @@ impl Registry {
             "1 for the runtime and form running the camera's model.",
             self.cameras
                 .iter()
-                .map(|c| {
-                    let labels = format!(
-                        "{{camera=\"{}\",model=\"{}\",runtime=\"{}\",precision=\"{}\"}}",
-                        c.name,
-                        c.model,
-                        c.choice.runtime,
-                        c.choice.precision.name()
-                    );
-                    (labels, 1.0)
-                })
+                .map(|c| (runtime_labels(c, c.choice.runtime, c.choice.precision), 1.0))
                 .collect(),
         );
         metric(
@@ -285,16 +286,10 @@ impl Registry {
             self.cameras
                 .iter()
                 .flat_map(|c| {
-                    c.choice.candidates.iter().map(move |k| {
-                        let labels = format!(
-                            "{{camera=\"{}\",model=\"{}\",runtime=\"{}\",precision=\"{}\"}}",
-                            c.name,
-                            c.model,
-                            k.runtime,
-                            k.precision.name()
-                        );
-                        (labels, ms(k.time))
-                    })
+                    c.choice
+                        .candidates
+                        .iter()
+                        .map(move |k| (runtime_labels(c, k.runtime, k.precision), ms(k.time)))
                 })
                 .collect(),
         );
