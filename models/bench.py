@@ -76,9 +76,6 @@ def main():
                     if precision == "int8" and "int8" not in spec:
                         cells.append("no int8 file")
                         continue
-                    if runtime == "onnxruntime" and "tensorflow" in spec:
-                        cells.append("TF graph")
-                        continue
                     out, why = bench(args, manifest, runtime, precision, threads)
                     if out is None:
                         print(f"{spec['name']}: {runtime} {precision} {threads}t: {why}", file=sys.stderr)

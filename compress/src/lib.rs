@@ -15,7 +15,7 @@ pub mod graph;
 pub mod inspect;
 pub mod measure_detect;
 pub mod measure_text;
-pub mod onnx_build;
+pub use edgemass::model::onnx_build;
 pub mod onnx_candle;
 pub mod package;
 pub mod pareto;

@@ -166,15 +166,6 @@ fn onnxruntime_library(manifest: &Manifest, options: &Options) -> Option<PathBuf
     if options.runtime == RuntimeSetting::Tract {
         return None;
     }
-    if manifest.tensorflow.is_some() {
-        if options.runtime == RuntimeSetting::Onnxruntime {
-            warn_once(format!(
-                "model `{}` is a TensorFlow graph, which onnxruntime does not run; running on tract",
-                manifest.name
-            ));
-        }
-        return None;
-    }
     static LOOKED_UP: Mutex<Vec<LookUp>> = Mutex::new(Vec::new());
     let key = (options.library.clone(), manifest.cache.clone());
     let mut looked_up = LOOKED_UP.lock().unwrap_or_else(|e| e.into_inner());

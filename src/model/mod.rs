@@ -7,6 +7,7 @@ pub mod declared;
 pub mod library;
 pub mod manifest;
 pub mod npy;
+pub mod onnx_build;
 #[cfg(feature = "onnxruntime")]
 pub mod onnxruntime;
 pub mod precision;
@@ -15,6 +16,7 @@ pub mod runtime;
 pub mod short_softmax;
 pub mod tensorflow;
 pub mod threads;
+pub mod to_onnx;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -175,7 +177,8 @@ impl Model {
     }
 
     /// Checks the file's hash and its inputs and outputs against the manifest like
-    /// [`Model::load`], then runs it with the onnxruntime of `library` on `threads` threads.
+    /// [`Model::load`], then runs it with the onnxruntime of `library` on `threads` threads. A
+    /// TensorFlow graph is cut as for tract and handed over as ONNX ([`to_onnx`]).
     #[cfg(feature = "onnxruntime")]
     pub fn load_onnxruntime(
         manifest: Manifest,
@@ -184,18 +187,35 @@ impl Model {
     ) -> Result<Model, ModelError> {
         let started = Instant::now();
         let path = manifest.file.clone();
-        if manifest.tensorflow.is_some() {
-            return Err(ModelError::Onnxruntime {
-                reason: format!(
-                    "{} is a TensorFlow graph: onnxruntime runs ONNX files",
-                    path.display()
-                ),
-            });
-        }
         let bytes = read_checked(&path, &manifest.sha256)?;
-        let (_, output_names) = onnx_checked(&bytes, &path, &manifest, input_shape(&manifest))?;
-        let runtime = onnxruntime::OnnxRuntime::load(library, &path, threads)
-            .map_err(|reason| ModelError::Onnxruntime { reason })?;
+        let shape = input_shape(&manifest);
+        let failed = |reason| ModelError::Onnxruntime { reason };
+        let (runtime, output_names) = match &manifest.tensorflow {
+            Some(cut) => {
+                let (model, output_names) =
+                    tensorflow::load(&bytes, &path, &manifest, &cut.replace, shape)?;
+                let typed = model
+                    .into_typed()
+                    .map_err(ModelError::tract(&path, "type"))?;
+                let doc = format!("{} (cut at {})", path.display(), cut.replace);
+                let onnx = to_onnx::to_onnx(&typed, &doc).map_err(|reason| {
+                    failed(format!(
+                        "{} has no ONNX form for onnxruntime: {reason}",
+                        path.display()
+                    ))
+                })?;
+                let onnx = onnx.encode_to_vec();
+                let runtime = onnxruntime::OnnxRuntime::from_memory(library, &onnx, &path, threads)
+                    .map_err(failed)?;
+                (runtime, output_names)
+            }
+            None => {
+                let (_, output_names) = onnx_checked(&bytes, &path, &manifest, shape)?;
+                let runtime =
+                    onnxruntime::OnnxRuntime::load(library, &path, threads).map_err(failed)?;
+                (runtime, output_names)
+            }
+        };
         Ok(Model {
             choice: Choice::only("onnxruntime", manifest.precision, manifest.tolerance),
             manifest,

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use ort::session::Session;
+use ort::session::builder::SessionBuilder;
 use ort::value::TensorRef;
 use tract_onnx::prelude::{Tensor, tract_ndarray};
 
@@ -63,11 +64,36 @@ pub struct OnnxRuntime {
 impl OnnxRuntime {
     /// Opens `model` with the onnxruntime of `library`, on `threads` intra-op threads.
     pub fn load(library: &Path, model: &Path, threads: usize) -> Result<OnnxRuntime, String> {
+        let failed = format!("onnxruntime cannot load {}", model.display());
+        OnnxRuntime::open(library, threads, failed, |b| b.commit_from_file(model))
+    }
+
+    /// Opens the ONNX model held in `bytes` (made from `label`) like [`OnnxRuntime::load`].
+    pub fn from_memory(
+        library: &Path,
+        bytes: &[u8],
+        label: &Path,
+        threads: usize,
+    ) -> Result<OnnxRuntime, String> {
+        let failed = format!(
+            "onnxruntime cannot run the ONNX form of {}",
+            label.display()
+        );
+        OnnxRuntime::open(library, threads, failed, |b| b.commit_from_memory(bytes))
+    }
+
+    /// A session on `threads` threads made by `commit`; `failed` begins the error when it fails.
+    fn open(
+        library: &Path,
+        threads: usize,
+        failed: String,
+        commit: impl FnOnce(&mut SessionBuilder) -> ort::Result<Session>,
+    ) -> Result<OnnxRuntime, String> {
         let environment = environment(library)?;
         let session = Session::builder(environment)
             .and_then(|b| b.with_intra_threads(threads.max(1)).map_err(Into::into))
-            .and_then(|mut b| b.commit_from_file(model))
-            .map_err(|e| format!("onnxruntime cannot load {}: {e}", model.display()))?;
+            .and_then(|mut b| commit(&mut b))
+            .map_err(|e| format!("{failed}: {e}"))?;
         Ok(OnnxRuntime {
             session: Mutex::new(session),
         })

@@ -119,7 +119,7 @@ impl GraphBuilder {
                 domain: String::new(),
                 version: opset,
             }],
-            producer_name: "edgemass-compress".into(),
+            producer_name: "edgemass".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
             doc_string: doc.into(),
             graph: Some(self.graph),
