@@ -614,7 +614,7 @@ fn bench(
                 "input": [m.input.width, m.input.height],
                 "measured": choice.candidates.iter().map(|c| json!({
                     "runtime": c.runtime, "precision": c.precision.name(),
-                    "ms": ms(c.time), "deviation": c.deviation,
+                    "ms": ms(c.time), "deviation": c.deviation, "tolerance": c.tolerance,
                 })).collect::<Vec<_>>(),
                 "runs": runs, "threads": threads,
                 "load_ms": ms(load), "inference_p50_ms": ms(infer.p50), "inference_p95_ms": ms(infer.p95),

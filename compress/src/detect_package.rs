@@ -76,9 +76,21 @@ impl DetectPackage {
         })
     }
 
-    /// The ONNX graph.
+    /// The ONNX graph; a frozen TensorFlow graph is cut and written as ONNX as the agent does for
+    /// onnxruntime ([`edgemass::model::onnx_form`]).
     pub fn graph(&self) -> Result<Graph, DetectPackageError> {
-        Ok(Graph::load(&self.manifest.file)?)
+        if self.manifest.tensorflow.is_none() {
+            return Ok(Graph::load(&self.manifest.file)?);
+        }
+        let (proto, _) =
+            edgemass::model::onnx_form(&self.manifest).map_err(|e| DetectPackageError::File {
+                path: self.manifest.file.clone(),
+                reason: format!("{:#}", anyhow::Error::from(e)),
+            })?;
+        Ok(Graph {
+            bytes: prost::Message::encoded_len(&proto) as u64,
+            proto,
+        })
     }
 
     /// The provenance of a package derived from this one by `pass`: same origin, this package's
@@ -90,14 +102,15 @@ impl DetectPackage {
     /// Writes `model` as `out/model.onnx` and a manifest `out/NAME.model.toml` that is this one
     /// with the new name, description, file, hash and provenance; returns the manifest's path.
     /// An `int8` form is written as `out/model.qdq.onnx` and named in the manifest's `[int8]`
-    /// table; without one, the manifest has none (a derived graph makes any earlier one stale).
+    /// table with the tolerance measured for it; without one, the manifest has none (a derived
+    /// graph makes any earlier one stale).
     pub fn write_derived(
         &self,
         out: &Path,
         name: &str,
         description: String,
         model: &ModelProto,
-        int8: Option<&ModelProto>,
+        int8: Option<(&ModelProto, f64)>,
         provenance: &Provenance,
     ) -> Result<PathBuf, DetectPackageError> {
         let write = |path: &Path| {
@@ -117,13 +130,16 @@ impl DetectPackage {
         table.insert("file".into(), "model.onnx".into());
         table.insert("sha256".into(), hex(&bytes).into());
         table.remove("int8");
-        if let Some(int8) = int8 {
+        // Whatever the source was, what is written is ONNX.
+        table.remove("tensorflow");
+        if let Some((int8, tolerance)) = int8 {
             let path = out.join(INT8_FILE);
             let bytes = prost::Message::encode_to_vec(int8);
             crate::write_atomic(&path, &bytes).map_err(write(&path))?;
             let mut entry = toml::Table::new();
             entry.insert("file".into(), INT8_FILE.into());
             entry.insert("sha256".into(), hex(&bytes).into());
+            entry.insert("tolerance".into(), tolerance.into());
             table.insert("int8".into(), entry.into());
         }
         table.insert(

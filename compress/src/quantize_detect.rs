@@ -8,8 +8,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use edgemass::model::Outputs;
 use edgemass::vision::preprocess::{load_image, prepare};
 use tract_onnx::pb::ModelProto;
+use tract_onnx::prelude::Tensor;
 
 use crate::detect_package::{DetectPackage, DetectPackageError, INT8_FILE};
 use crate::graph::constants_to_initializers;
@@ -98,6 +100,11 @@ pub struct Report {
     pub manifest: PathBuf,
     /// The portable QDQ file.
     pub qdq: PathBuf,
+    /// The QDQ form's largest deviation from float (the agent's measure) on the calibration
+    /// images and the agent's start-up picture.
+    pub deviation: f64,
+    /// The `[int8] tolerance` written for it.
+    pub tolerance: f64,
 }
 
 impl Report {
@@ -122,10 +129,13 @@ impl Report {
         }
         let _ = write!(
             s,
-            "shipped {} as {}; portable QDQ form in {}",
+            "shipped {} as {}; portable QDQ form in {} (largest deviation from float {:.3}, \
+             written as its tolerance {:.2})",
             self.chosen,
             self.manifest.display(),
-            self.qdq.display()
+            self.qdq.display(),
+            self.deviation,
+            self.tolerance
         );
         s
     }
@@ -325,12 +335,17 @@ pub fn quantize_package(
         .find(|(f, _)| *f == Form::Qdq.name())
         .expect("the QDQ form is built")
         .1;
+    let mut checked = samples.clone();
+    let (scene, _) = prepare(&edgemass::vision::scene::scene(), &package.manifest.input);
+    checked.push(vec![scene]);
+    let deviation = deviation(&float, qdq_model, &checked)?;
+    let tolerance = int8_tolerance(deviation);
     let manifest = package.write_derived(
         out,
         name,
         format!("int8 ({chosen}) of {}", package.manifest.name),
         model,
-        Some(qdq_model),
+        Some((qdq_model, tolerance)),
         &provenance,
     )?;
     let nnef_missing = match nnef {
@@ -347,6 +362,50 @@ pub fn quantize_package(
         chosen,
         convs: convs.len(),
         qdq: out.join(INT8_FILE),
+        deviation,
+        tolerance,
         manifest,
     })
+}
+
+/// The largest deviation ([`edgemass::model::choose::deviation`], the agent's measure) of the
+/// QDQ form from float on any of `samples`, both run in tract.
+fn deviation(
+    float: &ModelProto,
+    qdq: &ModelProto,
+    samples: &[Vec<Tensor>],
+) -> Result<f64, CheckError> {
+    let names: Vec<String> = float
+        .graph
+        .iter()
+        .flat_map(|g| &g.output)
+        .map(|o| o.name.clone())
+        .collect();
+    let outputs = |model: &ModelProto, sample: &[Tensor], label: &str| {
+        let plan = quantize::plan(model, sample, label)?;
+        let mut values = Vec::new();
+        for t in quantize::execute(&plan, sample, label)? {
+            let t = t
+                .cast_to::<f32>()
+                .map_err(quantize::tract_error(label, "read an output of"))?;
+            let view = t
+                .to_plain_array_view::<f32>()
+                .map_err(quantize::tract_error(label, "read an output of"))?;
+            values.push(view.to_owned());
+        }
+        Ok::<_, CheckError>(Outputs::new(names.iter().cloned().zip(values).collect()))
+    };
+    let mut worst = 0f64;
+    for sample in samples {
+        let expected = outputs(float, sample, "float")?;
+        let got = outputs(qdq, sample, "quantized")?;
+        worst = worst.max(edgemass::model::choose::deviation(&expected, &got));
+    }
+    Ok(worst)
+}
+
+/// The `[int8] tolerance` written for a file that deviated by at most `measured`: a quarter
+/// more, for other runtimes' rounding and other pictures, rounded up to a hundredth.
+fn int8_tolerance(measured: f64) -> f64 {
+    ((measured * 1.25 * 100.0).ceil() / 100.0).clamp(0.01, 1.0)
 }

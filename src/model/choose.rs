@@ -72,6 +72,15 @@ pub struct Candidate {
     pub time: Duration,
     /// The largest difference from tract's float outputs, as a share of each output's range.
     pub deviation: f64,
+    /// The largest deviation the package allows this form ([`Manifest::tolerance_of`]).
+    pub tolerance: f64,
+}
+
+impl Candidate {
+    /// Whether this candidate stays within its tolerance.
+    pub fn within(&self) -> bool {
+        self.deviation <= self.tolerance
+    }
 }
 
 /// What runs a model and why.
@@ -83,7 +92,7 @@ pub struct Choice {
     pub precision: Precision,
     /// Every candidate measured (none when only one could run).
     pub candidates: Vec<Candidate>,
-    /// The package's tolerance the candidates were held to.
+    /// The package's tolerance for the form kept.
     pub tolerance: f64,
 }
 
@@ -103,11 +112,7 @@ impl fmt::Display for Choice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.runtime, self.precision.name())?;
         for (i, c) in self.candidates.iter().enumerate() {
-            let verdict = if c.deviation <= self.tolerance {
-                "within"
-            } else {
-                "beyond"
-            };
+            let verdict = if c.within() { "within" } else { "beyond" };
             write!(
                 f,
                 "{}{} {} {:.1} ms (deviation {:.2e}, {verdict} {})",
@@ -116,7 +121,7 @@ impl fmt::Display for Choice {
                 c.precision.name(),
                 c.time.as_secs_f64() * 1e3,
                 c.deviation,
-                self.tolerance
+                c.tolerance
             )?;
         }
         Ok(())
@@ -249,7 +254,6 @@ pub fn load(manifest: Manifest, options: &Options, sample: &Tensor) -> Result<Mo
     // boards where measuring at start would cost seconds.
     let racing = options.runtime == RuntimeSetting::Auto && library.is_some();
     let forms = forms(&manifest, options, racing)?;
-    let tolerance = manifest.tolerance;
     let pairs: Vec<(&'static str, Precision)> = runtimes
         .iter()
         .flat_map(|r| forms.iter().map(move |p| (*r, *p)))
@@ -262,10 +266,15 @@ pub fn load(manifest: Manifest, options: &Options, sample: &Tensor) -> Result<Mo
             library.as_ref(),
             options.threads,
         ) {
-            Ok(model) => Ok(model.with_choice(Choice::only(runtime, precision, tolerance))),
+            Ok(model) => Ok(model.with_choice(Choice::only(
+                runtime,
+                precision,
+                manifest.tolerance_of(precision),
+            ))),
             Err(e @ ModelError::Onnxruntime { .. }) => {
                 warn_once(format!("{e}; running on tract"));
                 let model = load_one(&manifest, "tract", precision, None, options.threads)?;
+                let tolerance = manifest.tolerance_of(precision);
                 Ok(model.with_choice(Choice::only("tract", precision, tolerance)))
             }
             Err(e) => Err(e),
@@ -313,12 +322,13 @@ fn race(
             precision: *precision,
             time,
             deviation: deviation(&expected, outputs),
+            tolerance: manifest.tolerance_of(*precision),
         })
         .collect();
     let within = candidates
         .iter()
         .enumerate()
-        .filter(|(_, c)| c.deviation <= manifest.tolerance)
+        .filter(|(_, c)| c.within())
         .min_by_key(|(_, c)| c.time);
     let closest = || {
         candidates
@@ -336,7 +346,7 @@ fn race(
         runtime,
         precision,
         candidates,
-        tolerance: manifest.tolerance,
+        tolerance: manifest.tolerance_of(precision),
     }))
 }
 
@@ -420,25 +430,28 @@ mod tests {
 
     #[test]
     fn a_choice_names_what_it_kept_and_what_it_measured() {
-        let candidate = |runtime, ms, deviation| Candidate {
+        let candidate = |runtime, precision, ms, deviation, tolerance| Candidate {
             runtime,
-            precision: Precision::Fp32,
+            precision,
             time: Duration::from_micros(ms),
             deviation,
+            tolerance,
         };
         let choice = Choice {
             runtime: "onnxruntime",
-            precision: Precision::Fp32,
+            precision: Precision::Int8,
             candidates: vec![
-                candidate("tract", 21_500, 0.0),
-                candidate("onnxruntime", 6_600, 0.2),
+                candidate("tract", Precision::Fp32, 21_500, 0.0, 0.05),
+                candidate("onnxruntime", Precision::Fp32, 6_600, 0.2, 0.05),
+                candidate("onnxruntime", Precision::Int8, 3_300, 0.2, 0.3),
             ],
-            tolerance: 0.05,
+            tolerance: 0.3,
         };
         assert_eq!(
             choice.to_string(),
-            "onnxruntime fp32; measured: tract fp32 21.5 ms (deviation 0.00e0, within 0.05), \
-             onnxruntime fp32 6.6 ms (deviation 2.00e-1, beyond 0.05)"
+            "onnxruntime int8; measured: tract fp32 21.5 ms (deviation 0.00e0, within 0.05), \
+             onnxruntime fp32 6.6 ms (deviation 2.00e-1, beyond 0.05), \
+             onnxruntime int8 3.3 ms (deviation 2.00e-1, within 0.3)"
         );
     }
 }

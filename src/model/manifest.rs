@@ -419,6 +419,9 @@ pub struct TensorflowCut {
 struct RawInt8 {
     file: String,
     sha256: String,
+    /// How far this file may stray from tract's float outputs (the measure of `[runtime]
+    /// tolerance`); the quantizer writes what it measured. Default: `[runtime] tolerance`.
+    tolerance: Option<f64>,
 }
 
 /// A model file and the sha256 it must have.
@@ -460,8 +463,11 @@ pub struct Manifest {
     /// Set when `file` is a frozen TensorFlow graph rather than ONNX.
     pub tensorflow: Option<TensorflowCut>,
     /// The largest difference from tract's float outputs, as a share of an output's range, that
-    /// another runtime or the int8 file may show and still be chosen.
+    /// the float file on another runtime may show and still be chosen.
     pub tolerance: f64,
+    /// The same bound for the int8 file: quantization moves outputs by more than a runtime does,
+    /// so a package may allow it more (`[int8] tolerance`, default `tolerance`).
+    pub int8_tolerance: f64,
     /// The model cache `{cache}` stands for (where onnxruntime's library is looked for too).
     pub cache: PathBuf,
     /// Named sets of labels, counted together.
@@ -513,6 +519,10 @@ impl Manifest {
         }
         if !(raw.runtime.tolerance >= 0.0 && raw.runtime.tolerance <= 1.0) {
             return Err(invalid("runtime.tolerance", "must be between 0 and 1"));
+        }
+        let int8_tolerance = raw.int8.as_ref().and_then(|i| i.tolerance);
+        if int8_tolerance.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+            return Err(invalid("int8.tolerance", "must be between 0 and 1"));
         }
         if raw.labels.is_empty() {
             return Err(invalid("labels", "must name at least one class"));
@@ -601,12 +611,21 @@ impl Manifest {
             tensorflow: raw.tensorflow,
             groups: LabelGroups(raw.groups),
             tolerance: raw.runtime.tolerance,
+            int8_tolerance: int8_tolerance.unwrap_or(raw.runtime.tolerance),
             cache: cache_dir(dir, cache),
         })
     }
 }
 
 impl Manifest {
+    /// How far the `precision` form may stray from tract's float outputs and still be chosen.
+    pub fn tolerance_of(&self, precision: Precision) -> f64 {
+        match precision {
+            Precision::Int8 => self.int8_tolerance,
+            _ => self.tolerance,
+        }
+    }
+
     /// This manifest feeding `[width, height]` instead of its own input size, for fully
     /// convolutional models; loading a model whose graph fixes its size then fails naming both.
     pub fn with_input_size(mut self, [width, height]: [u32; 2]) -> Manifest {
@@ -697,6 +716,28 @@ mod tests {
         assert_eq!(m.input.std, [1.0; 3]);
         assert_eq!(m.input.resize, Resize::Letterbox);
         assert_eq!(m.thresholds, Thresholds::default());
+    }
+
+    #[test]
+    fn the_int8_file_has_its_own_tolerance_defaulting_to_the_runtimes() {
+        let hash = "1".repeat(64);
+        let with = |int8: &str| {
+            parse(&format!(
+                "{YOLO}\n[runtime]\ntolerance = 0.02\n[int8]\nfile = \"q.onnx\"\nsha256 = \"{hash}\"\n{int8}"
+            ))
+        };
+        let m = with("").unwrap();
+        assert_eq!(m.tolerance_of(Precision::Int8), 0.02);
+        let m = with("tolerance = 0.3").unwrap();
+        assert_eq!(
+            (
+                m.tolerance_of(Precision::Fp32),
+                m.tolerance_of(Precision::Int8)
+            ),
+            (0.02, 0.3)
+        );
+        let err = with("tolerance = 1.5").unwrap_err().to_string();
+        assert!(err.contains("int8.tolerance"), "{err}");
     }
 
     #[test]

@@ -192,18 +192,7 @@ impl Model {
         let failed = |reason| ModelError::Onnxruntime { reason };
         let (runtime, output_names) = match &manifest.tensorflow {
             Some(cut) => {
-                let (model, output_names) =
-                    tensorflow::load(&bytes, &path, &manifest, &cut.replace, shape)?;
-                let typed = model
-                    .into_typed()
-                    .map_err(ModelError::tract(&path, "type"))?;
-                let doc = format!("{} (cut at {})", path.display(), cut.replace);
-                let onnx = to_onnx::to_onnx(&typed, &doc).map_err(|reason| {
-                    failed(format!(
-                        "{} has no ONNX form for onnxruntime: {reason}",
-                        path.display()
-                    ))
-                })?;
+                let (onnx, output_names) = tensorflow_as_onnx(&bytes, &manifest, &cut.replace)?;
                 let onnx = onnx.encode_to_vec();
                 let runtime = onnxruntime::OnnxRuntime::from_memory(library, &onnx, &path, threads)
                     .map_err(failed)?;
@@ -322,6 +311,40 @@ pub fn optimise(model: InferenceModel, path: &Path) -> Result<Arc<TypedRunnableM
         .map_err(ModelError::tract(path, "optimise"))?
         .into_runnable()
         .map_err(ModelError::tract(path, "plan"))
+}
+
+/// The network of a package whose file is a frozen TensorFlow graph, cut and typed as for tract
+/// and written as ONNX ([`to_onnx`]), with its output names in order: what onnxruntime runs, and
+/// what edgemass-compress starts from.
+pub fn onnx_form(manifest: &Manifest) -> Result<(ModelProto, Vec<String>), ModelError> {
+    let cut = manifest
+        .tensorflow
+        .as_ref()
+        .ok_or_else(|| ModelError::Mismatch {
+            path: manifest.file.clone(),
+            reason: "the manifest has no [tensorflow] table: the file is ONNX already".into(),
+        })?;
+    let bytes = read_checked(&manifest.file, &manifest.sha256)?;
+    tensorflow_as_onnx(&bytes, manifest, &cut.replace)
+}
+
+fn tensorflow_as_onnx(
+    bytes: &[u8],
+    manifest: &Manifest,
+    replace: &str,
+) -> Result<(ModelProto, Vec<String>), ModelError> {
+    let path = &manifest.file;
+    let shape = input_shape(manifest);
+    let (model, output_names) = tensorflow::load(bytes, path, manifest, replace, shape)?;
+    let typed = model
+        .into_typed()
+        .map_err(ModelError::tract(path, "type"))?;
+    let doc = format!("{} (cut at {replace})", path.display());
+    let onnx = to_onnx::to_onnx(&typed, &doc).map_err(|reason| ModelError::Mismatch {
+        path: path.clone(),
+        reason: format!("it has no ONNX form: {reason}"),
+    })?;
+    Ok((onnx, output_names))
 }
 
 /// Reads and decodes an ONNX file.

@@ -78,6 +78,7 @@ fn runtime_json(choice: &Choice) -> Value {
             "precision": c.precision.name(),
             "ms": (ms(c.time) * 100.0).round() / 100.0,
             "deviation": c.deviation,
+            "tolerance": c.tolerance,
         })).collect::<Vec<_>>(),
     })
 }

@@ -406,7 +406,7 @@ pub(crate) fn plan(
         .map_err(tract_error(label, "plan"))
 }
 
-fn execute(
+pub(crate) fn execute(
     plan: &Arc<TypedRunnableModel>,
     inputs: &[Tensor],
     label: &str,

@@ -22,6 +22,7 @@ pub use check::{
     CheckError, OutputCheck, SampleSpec, compare, compare_planned, median_latency,
     median_latency_planned, run, sample_inputs,
 };
+pub(crate) use check::{execute, plan, tract_error};
 pub use file::{BenchRow, Check, DEFAULT_MIN_COSINE, FileError, FileReport, quantize_file};
 pub use int8::{Int8Channels, quantize_per_channel};
 
