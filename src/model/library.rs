@@ -1,6 +1,6 @@
 //! Where onnxruntime's shared library is: the path the config names, else
 //! `$EDGEMASS_ONNXRUNTIME`, else the model cache's `onnxruntime/ARCH/` (`models/fetch.py --only
-//! onnxruntime` puts this machine's there), else the `onnxruntime` package of the python3 on `PATH` (`pip install onnxruntime`).
+//! onnxruntime` puts this machine's there) or that of a cache enclosing it, else the `onnxruntime` package of the python3 on `PATH` (`pip install onnxruntime`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,7 +47,12 @@ pub fn locate(configured: Option<&Path>, cache: &Path) -> Result<Found, Missing>
         };
     }
     let cached = cache.join("onnxruntime").join(std::env::consts::ARCH);
-    if let Some(path) = library_in(&cached) {
+    // A package written inside the cache (`quantize-detect --out models/cache/NAME`) has a cache
+    // of its own beside it; the one it sits in is an ancestor.
+    let enclosing = cache
+        .ancestors()
+        .map(|dir| dir.join("onnxruntime").join(std::env::consts::ARCH));
+    if let Some(path) = enclosing.filter_map(|dir| library_in(&dir)).next() {
         return Ok(Found {
             path,
             from: "model cache",
@@ -120,6 +125,23 @@ mod tests {
             "onnxruntime library /nowhere/libonnxruntime.so (from config) does not exist"
         );
         assert!(matches!(err, Missing::Named(_)));
+    }
+
+    #[test]
+    fn a_package_inside_the_cache_finds_the_caches_library() {
+        let cache = tempfile::tempdir().unwrap();
+        let dir = cache
+            .path()
+            .join("onnxruntime")
+            .join(std::env::consts::ARCH);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("libonnxruntime.so.1.32.0"), b"").unwrap();
+        let inside = cache.path().join("ssd-int8").join("cache");
+        let found = locate(None, &inside).unwrap();
+        assert_eq!(
+            (found.path, found.from),
+            (dir.join("libonnxruntime.so.1.32.0"), "model cache")
+        );
     }
 
     #[test]
