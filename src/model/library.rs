@@ -106,19 +106,23 @@ fn python_package() -> Option<PathBuf> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_named_library_that_does_not_exist_is_named_not_passed_over() {
+    /// A cache holding an (empty) library for this machine; returns it and the library's path.
+    fn cache_with_library() -> (tempfile::TempDir, PathBuf) {
         let cache = tempfile::tempdir().unwrap();
         let dir = cache
             .path()
             .join("onnxruntime")
             .join(std::env::consts::ARCH);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("libonnxruntime.so.1"), b"").unwrap();
-        assert_eq!(
-            locate(None, cache.path()).unwrap().path,
-            dir.join("libonnxruntime.so.1")
-        );
+        let library = dir.join("libonnxruntime.so.1.32.0");
+        std::fs::write(&library, b"").unwrap();
+        (cache, library)
+    }
+
+    #[test]
+    fn a_named_library_that_does_not_exist_is_named_not_passed_over() {
+        let (cache, library) = cache_with_library();
+        assert_eq!(locate(None, cache.path()).unwrap().path, library);
         let err = locate(Some(Path::new("/nowhere/libonnxruntime.so")), cache.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -129,19 +133,10 @@ mod tests {
 
     #[test]
     fn a_package_inside_the_cache_finds_the_caches_library() {
-        let cache = tempfile::tempdir().unwrap();
-        let dir = cache
-            .path()
-            .join("onnxruntime")
-            .join(std::env::consts::ARCH);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("libonnxruntime.so.1.32.0"), b"").unwrap();
+        let (cache, library) = cache_with_library();
         let inside = cache.path().join("ssd-int8").join("cache");
         let found = locate(None, &inside).unwrap();
-        assert_eq!(
-            (found.path, found.from),
-            (dir.join("libonnxruntime.so.1.32.0"), "model cache")
-        );
+        assert_eq!((found.path, found.from), (library, "model cache"));
     }
 
     #[test]
