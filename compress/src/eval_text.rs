@@ -1,5 +1,7 @@
-//! Scoring a `text-classify` package with tract on the held-out Rotten Tomatoes split, the same
-//! split `train-text` used: what the shipped file does, not what the trainer believed.
+//! Scoring a `text-classify` package with tract on text it never saw: the held-out Rotten Tomatoes
+//! split, the same split `train-text` used, or every text of one of VADER's human-rated sets
+//! (tweets, product-review and editorial snippets). What the shipped file does, not what the
+//! trainer believed.
 
 use std::path::Path;
 
@@ -18,8 +20,8 @@ pub struct Evaluation {
     pub f1: f64,
 }
 
-/// Runs the package at `manifest` on the held-out part of `data` (80/20 split with `seed`, first
-/// `limit` examples).
+/// Runs the package at `manifest` on the first `limit` texts of `data`'s held-out part: the 80/20
+/// split with `seed` of `rotten_tomatoes_corpus_full.csv.bz2`, or all of a VADER `.txt` file.
 pub fn evaluate(
     manifest: &Path,
     data: &Path,
@@ -38,7 +40,11 @@ pub fn evaluate(
         });
     }
     let plan = package.plan("scores")?;
-    let (_, mut test) = text_data::split(&text_data::rotten_tomatoes(data)?, 0.2, seed);
+    let mut test = if data.extension().is_some_and(|e| e == "txt") {
+        text_data::rated(data)?
+    } else {
+        text_data::split(&text_data::rotten_tomatoes(data)?, 0.2, seed).1
+    };
     test.truncate(limit.unwrap_or(usize::MAX));
     let mut predictions = Vec::with_capacity(test.len());
     for chunk in test.chunks(32) {

@@ -57,12 +57,14 @@ enum Command {
     /// Train a Rotten Tomatoes sentiment classifier on a BERT-family checkpoint and write a
     /// text-classify package.
     TrainText(TrainText),
-    /// Score a Rotten Tomatoes text-classify package with tract on the held-out split.
+    /// Score a Rotten Tomatoes text-classify package with tract on text it never saw.
     EvalText {
         /// The package manifest (NAME.model.toml).
         #[arg(long)]
         model: PathBuf,
-        /// rotten_tomatoes_corpus_full.csv.bz2.
+        /// rotten_tomatoes_corpus_full.csv.bz2 (scored on its held-out split), or one of VADER's
+        /// human-rated sets, data/vader/*_GroundTruth.txt (scored whole, near-neutral texts left
+        /// out).
         #[arg(long)]
         data: PathBuf,
         /// Seed of the 80/20 split (as given to train-text).
@@ -608,7 +610,7 @@ fn main() -> ExitCode {
         } => eval_text::evaluate(&model, &data, seed, limit)
             .map(|e| {
                 format!(
-                    "{}: {:.2} % of {} held-out reviews right (tract)",
+                    "{}: {:.2} % of {} held-out texts right (tract)",
                     model.display(),
                     e.accuracy * 100.0,
                     e.examples

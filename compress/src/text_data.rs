@@ -1,6 +1,6 @@
 //! Text data sets from the model cache: Rotten Tomatoes reviews (labelled), Guardian headlines
-//! (unlabelled) and Roget's thesaurus, read straight from their `.csv.bz2` files, and the
-//! tokenizer set up for them.
+//! (unlabelled) and Roget's thesaurus, read straight from their `.csv.bz2` files; VADER's
+//! human-rated tweets and snippets (labelled, of other kinds); and the tokenizer set up for them.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +50,52 @@ pub fn rotten_tomatoes(path: &Path) -> Result<Vec<Example>, DataError> {
         if let Some(label) = SENTIMENT_LABELS.iter().position(|l| *l == category) {
             out.push(Example { text, label });
         }
+    }
+    Ok(out)
+}
+
+/// How far from neutral a mean human rating (VADER's scale, −4 to 4) must be to count as a label:
+/// nearer to 0 the raters themselves were split, and the text is left out.
+pub const RATED_MARGIN: f64 = 1.0;
+
+/// The texts of one of VADER's ground-truth files (`data/vader/*_GroundTruth.txt`: `id`, mean
+/// rating, text, tab-separated): `fresh` at a rating of [`RATED_MARGIN`] or more, `rotten` at
+/// −[`RATED_MARGIN`] or less, in file order.
+pub fn rated(path: &Path) -> Result<Vec<Example>, DataError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let format = |reason: &str| DataError::Format {
+            path: path.to_owned(),
+            reason: format!("line {}: {reason}", i + 1),
+        };
+        let mut fields = line.splitn(3, '\t');
+        let (Some(_), Some(rating), Some(text)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(format("expected id, rating and text separated by tabs"));
+        };
+        let rating: f64 = rating
+            .trim()
+            .parse()
+            .map_err(|_| format("the rating is not a number"))?;
+        let label = if rating >= RATED_MARGIN {
+            1
+        } else if rating <= -RATED_MARGIN {
+            0
+        } else {
+            continue;
+        };
+        out.push(Example {
+            text: text.trim().to_owned(),
+            label,
+        });
     }
     Ok(out)
 }
@@ -192,4 +238,35 @@ fn rows(path: &Path, columns: &[&str]) -> Result<Vec<Vec<String>>, DataError> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rated_texts_are_labelled_by_the_raters_mean_and_near_neutral_ones_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("rated_GroundTruth.txt");
+        std::fs::write(
+            &path,
+            "1_1\t2.5\tI love this\n1_2\t-0.4\tit is a box\n\n1_3\t-1.0\tbroke in a day\t(sic)\n",
+        )
+        .unwrap();
+        let texts: Vec<(String, usize)> = rated(&path)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.text, e.label))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                ("I love this".to_owned(), 1),
+                ("broke in a day\t(sic)".to_owned(), 0)
+            ]
+        );
+        std::fs::write(&path, "1_1\tgood\tI love this\n").unwrap();
+        let err = rated(&path).unwrap_err().to_string();
+        assert!(err.ends_with("line 1: the rating is not a number"), "{err}");
+    }
 }
