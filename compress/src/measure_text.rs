@@ -62,6 +62,17 @@ pub struct HeldOut {
 }
 
 impl HeldOut {
+    /// The first `limit` texts of one of VADER's human-rated sets ([`text_data::rated`]), text of
+    /// another kind than the reviews a package trains on.
+    pub fn rated(data: &Path, limit: Option<usize>) -> Result<HeldOut, MeasureError> {
+        let mut texts = text_data::rated(data).map_err(PackageError::from)?;
+        texts.truncate(limit.unwrap_or(usize::MAX));
+        Ok(HeldOut {
+            labels: texts.iter().map(|e| e.label).collect(),
+            texts: texts.into_iter().map(|e| e.text).collect(),
+        })
+    }
+
     /// The held-out split of `data` (80/20 with `seed`), first `limit` texts.
     pub fn new(data: &Path, seed: u64, limit: Option<usize>) -> Result<HeldOut, MeasureError> {
         let limits = text_data::Limits {
@@ -126,6 +137,8 @@ pub struct Measurement {
     pub f1: f64,
     /// Fraction of held-out texts with the teacher's top class (1 for the teacher).
     pub agreement: f64,
+    /// Accuracy in tract on the texts of another kind, when the recipe names them.
+    pub other_accuracy: Option<f64>,
     /// Held-out texts.
     pub examples: usize,
     /// Predicted class per held-out text.
@@ -145,6 +158,9 @@ impl Measurement {
         if let Some(macs) = self.macs {
             out.push(("macs", macs as f64));
         }
+        if let Some(accuracy) = self.other_accuracy {
+            out.push(("other_accuracy", accuracy));
+        }
         if let Some(ort) = &self.ort {
             out.push(("ort_ms", ort.latency_ms));
             out.push(("ort_accuracy", ort.accuracy));
@@ -153,11 +169,13 @@ impl Measurement {
     }
 }
 
-/// Measures the package at `manifest`; `teacher` holds the teacher's predictions; `rows` is
-/// where the tokenized held-out texts are written for onnxruntime.
+/// Measures the package at `manifest`; `other` is text of another kind to score too; `teacher`
+/// holds the teacher's predictions; `rows` is where the tokenized held-out texts are written for
+/// onnxruntime.
 pub fn measure(
     manifest: &Path,
     held_out: &HeldOut,
+    other: Option<&HeldOut>,
     settings: &Settings,
     teacher: Option<&[usize]>,
     rows: &Path,
@@ -185,13 +203,25 @@ pub fn measure(
     }
     times.sort_by(f64::total_cmp);
 
-    let mut predictions = Vec::with_capacity(tokens.len());
-    for chunk in tokens.chunks(32) {
-        for row in package.run_ids(&plan, chunk)? {
-            predictions.push(usize::from(row[1] > row[0]));
+    let predict = |tokens: &[Vec<u32>]| -> Result<Vec<usize>, MeasureError> {
+        let mut predictions = Vec::with_capacity(tokens.len());
+        for chunk in tokens.chunks(32) {
+            for row in package.run_ids(&plan, chunk)? {
+                predictions.push(usize::from(row[1] > row[0]));
+            }
         }
-    }
+        Ok(predictions)
+    };
+    let predictions = predict(&tokens)?;
     let (accuracy, f1) = crate::eval_text::accuracy_f1(&predictions, &held_out.labels);
+    let other_accuracy = match other {
+        Some(other) => {
+            let texts: Vec<&str> = other.texts.iter().map(String::as_str).collect();
+            let guessed = predict(&package.tokenize(&texts)?)?;
+            Some(crate::eval_text::accuracy_f1(&guessed, &other.labels).0)
+        }
+        None => None,
+    };
     let n = predictions.len().max(1) as f64;
     let agreement = teacher.map_or(1.0, |t| {
         t.iter().zip(&predictions).filter(|(a, b)| a == b).count() as f64 / n
@@ -214,6 +244,7 @@ pub fn measure(
         accuracy,
         f1,
         agreement,
+        other_accuracy,
         examples: predictions.len(),
         predictions,
     })

@@ -58,8 +58,11 @@ pub struct Data {
     pub train_limit: Option<usize>,
     /// Use only the first N unlabelled texts.
     pub unlabelled_limit: Option<usize>,
-    /// Measure on only the first N held-out texts.
+    /// Measure on only the first N held-out texts (and texts of the other kind).
     pub test_limit: Option<usize>,
+    /// Text of another kind, every step scored on it too: one of VADER's human-rated sets
+    /// (`data/vader/*_GroundTruth.txt`).
+    pub other: Option<PathBuf>,
 }
 
 impl Data {
@@ -216,6 +219,10 @@ pub fn run(
     let labelled = cache.join(&recipe.data.labelled);
     let teacher = TextPackage::open(&teacher_manifest)?;
     let held_out = HeldOut::new(&labelled, recipe.seed, recipe.data.test_limit)?;
+    let other = match &recipe.data.other {
+        Some(path) => Some(HeldOut::rated(&cache.join(path), recipe.data.test_limit)?),
+        None => None,
+    };
     let rows = |name: &str| out.join(format!("held-out-{name}.jsonl"));
     let say = |text: String| {
         if !quiet {
@@ -229,6 +236,7 @@ pub fn run(
     let first = measure_text::measure(
         &teacher_manifest,
         &held_out,
+        other.as_ref(),
         &recipe.measure,
         None,
         &rows("teacher"),
@@ -245,6 +253,7 @@ pub fn run(
         let measured = measure_text::measure(
             &manifest,
             &held_out,
+            other.as_ref(),
             &recipe.measure,
             Some(&reference),
             &rows(name),
@@ -435,16 +444,26 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
         recipe.seed,
         steps[0].measured.examples,
     );
-    out.push_str(
+    // Text of another kind gets a column of its own, named after its file.
+    let other = recipe.data.other.as_ref().map(|p| {
+        let name = p
+            .file_name()
+            .map_or("other".into(), |n| n.to_string_lossy());
+        format!(" accuracy on {name} |")
+    });
+    let _ = writeln!(
+        out,
         "| step | bytes | parameters | MACs | tract ms | ORT ms | accuracy (tract) | accuracy \
-         (ORT) | F1 | agreement |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         (ORT) | F1 | agreement |{}\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+        other.as_deref().unwrap_or(""),
+        if other.is_some() { "---:|" } else { "" },
     );
     for s in steps {
         let v = &s.measured;
         let ort = v.ort.as_ref();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.3} | {} |",
+            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.3} | {} |{}",
             s.name,
             v.bytes,
             v.parameters,
@@ -456,6 +475,8 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
             ort.map_or("–".into(), |o| percent(o.accuracy)),
             v.f1,
             percent(v.agreement),
+            v.other_accuracy
+                .map_or(String::new(), |a| format!(" {} |", percent(a))),
         );
     }
     if let Some(reason) = steps.iter().find_map(|s| s.measured.ort_missing.clone()) {

@@ -22,6 +22,7 @@ unlabelled = "data/guardian_headlines.csv.bz2"
 train_limit = 96
 unlabelled_limit = 32
 test_limit = 60
+other = "data/vader/amazonReviewSnippets_GroundTruth.txt"
 
 [prune]
 layers = [5]
@@ -66,6 +67,14 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
     for s in &m {
         assert_eq!(s.examples, 60);
         assert!(s.tract_ms > 0.0);
+        let other = s
+            .other_accuracy
+            .expect("every step is scored on the other kind of text");
+        let right = other * 60.0;
+        assert!(
+            (0.0..=1.0).contains(&other) && (right - right.round()).abs() < 1e-9,
+            "{other}"
+        );
     }
     assert_eq!(m[0].agreement, 1.0);
     let (teacher_macs, student_macs) = (m[0].macs.unwrap(), m[1].macs.unwrap());
@@ -96,6 +105,7 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
         "| prune |",
         "| distill |",
         "| quantize |",
+        "| agreement | accuracy on amazonReviewSnippets_GroundTruth.txt |",
         "## Targets",
         "- Pareto front (no other step at once as good, as fast in tract and as small): ",
         " the size target (speed not measured)",
@@ -116,6 +126,7 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
         "distill: 1 epochs",
         "quantize: weights",
         "accuracy =",
+        "other_accuracy =",
     ] {
         assert!(manifest.contains(key), "{key} missing from\n{manifest}");
     }
