@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgemass::model::Outputs;
 use edgemass::vision::preprocess::{load_image, prepare};
 use tract_onnx::pb::ModelProto;
-use tract_onnx::prelude::Tensor;
+use tract_onnx::prelude::{Tensor, TypedRunnableModel};
 
 use crate::detect_package::{DetectPackage, DetectPackageError, INT8_FILE};
 use crate::graph::constants_to_initializers;
@@ -381,10 +382,15 @@ fn deviation(
         .flat_map(|g| &g.output)
         .map(|o| o.name.clone())
         .collect();
-    let outputs = |model: &ModelProto, sample: &[Tensor], label: &str| {
-        let plan = quantize::plan(model, sample, label)?;
+    let Some(first) = samples.first() else {
+        return Err(CheckError::NoSamples);
+    };
+    // Every sample is prepared to the manifest's input shape: one plan each serves them all.
+    let reference = quantize::plan(float, first, "float")?;
+    let candidate = quantize::plan(qdq, first, "quantized")?;
+    let outputs = |plan: &Arc<TypedRunnableModel>, sample: &[Tensor], label: &str| {
         let mut values = Vec::new();
-        for t in quantize::execute(&plan, sample, label)? {
+        for t in quantize::execute(plan, sample, label)? {
             let t = t
                 .cast_to::<f32>()
                 .map_err(quantize::tract_error(label, "read an output of"))?;
@@ -397,8 +403,8 @@ fn deviation(
     };
     let mut worst = 0f64;
     for sample in samples {
-        let expected = outputs(float, sample, "float")?;
-        let got = outputs(qdq, sample, "quantized")?;
+        let expected = outputs(&reference, sample, "float")?;
+        let got = outputs(&candidate, sample, "quantized")?;
         worst = worst.max(edgemass::model::choose::deviation(&expected, &got));
     }
     Ok(worst)

@@ -168,7 +168,11 @@ impl Model {
         };
         let plan = optimise(model, &path)?;
         Ok(Model {
-            choice: Choice::only("tract", manifest.precision, manifest.tolerance),
+            choice: Choice::only(
+                "tract",
+                manifest.precision,
+                manifest.tolerance_of(manifest.precision),
+            ),
             manifest,
             runtime: Box::new(runtime::Tract::new(plan)),
             output_names,
@@ -206,7 +210,11 @@ impl Model {
             }
         };
         Ok(Model {
-            choice: Choice::only("onnxruntime", manifest.precision, manifest.tolerance),
+            choice: Choice::only(
+                "onnxruntime",
+                manifest.precision,
+                manifest.tolerance_of(manifest.precision),
+            ),
             manifest,
             runtime: Box::new(runtime),
             output_names,
@@ -340,9 +348,9 @@ fn tensorflow_as_onnx(
         .into_typed()
         .map_err(ModelError::tract(path, "type"))?;
     let doc = format!("{} (cut at {replace})", path.display());
-    let onnx = to_onnx::to_onnx(&typed, &doc).map_err(|reason| ModelError::Mismatch {
-        path: path.clone(),
-        reason: format!("it has no ONNX form: {reason}"),
+    // What only onnxruntime needs: a graph without an ONNX form still runs on tract.
+    let onnx = to_onnx::to_onnx(&typed, &doc).map_err(|reason| ModelError::Onnxruntime {
+        reason: format!("{} has no ONNX form: {reason}", path.display()),
     })?;
     Ok((onnx, output_names))
 }
