@@ -276,7 +276,7 @@ fn the_agent_runs_a_compressed_student() {
     )
     .unwrap();
     let texts: Vec<&str> = reviews.iter().take(3000).map(|e| e.text.as_str()).collect();
-    let kept = prune_vocabulary(&pruned, &texts, &dir.path().join("vocab"), "vocab").unwrap();
+    let kept = prune_vocabulary(&pruned, &texts, 1, &dir.path().join("vocab"), "vocab").unwrap();
     let student = TextClassifier::from_manifest_path(&kept.manifest).unwrap();
     let float = TextClassifier::from_manifest_path(&pruned).unwrap();
     let sample: Vec<&str> = texts.iter().step_by(100).copied().collect();

@@ -1,12 +1,13 @@
 //! Vocabulary pruning: keep only the word-embedding rows a domain uses.
 //!
 //! A 30 k-token BERT vocabulary is most of a small student's bytes. The kept vocabulary is every
-//! token the training texts produce, the special tokens, and every single character with and
-//! without the `##` continuation prefix, so any text still tokenizes: WordPiece picks the longest
-//! match among the kept tokens, and for a text whose tokens were all kept the ids map one to one.
-//! The tokenizer file gets the new ids; the graph gets the kept rows.
+//! token the training texts produce (or, with a minimum count, produce that often), the special
+//! tokens, and every single character with and without the `##` continuation prefix, so any text
+//! still tokenizes: WordPiece picks the longest match among the kept tokens, a dropped word falls
+//! apart into kept pieces, and for a text whose tokens were all kept the ids map one to one. The
+//! tokenizer file gets the new ids; the graph gets the kept rows.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -41,11 +42,13 @@ pub struct Kept {
     pub manifest: PathBuf,
 }
 
-/// Writes a copy of the package at `manifest` into `out` whose vocabulary holds only what
-/// `texts` use (plus special tokens and single characters).
+/// Writes a copy of the package at `manifest` into `out` whose vocabulary holds only the tokens
+/// `texts` use at least `min_count` times (plus special tokens and single characters); a
+/// `min_count` of 0 or 1 keeps every token they use.
 pub fn prune_vocabulary(
     manifest: &Path,
     texts: &[&str],
+    min_count: usize,
     out: &Path,
     name: &str,
 ) -> Result<Kept, VocabError> {
@@ -81,10 +84,17 @@ pub fn prune_vocabulary(
         by_id[id as usize] = Some(token.clone());
     }
 
-    let mut keep: BTreeSet<u32> = BTreeSet::new();
+    let mut counts: HashMap<u32, usize> = HashMap::new();
     for ids in package.tokenize(texts)? {
-        keep.extend(ids);
+        for id in ids {
+            *counts.entry(id).or_default() += 1;
+        }
     }
+    let mut keep: BTreeSet<u32> = counts
+        .into_iter()
+        .filter(|&(_, n)| n >= min_count)
+        .map(|(id, _)| id)
+        .collect();
     for (id, token) in by_id.iter().enumerate() {
         let Some(token) = token else { continue };
         let bare = token.strip_prefix(prefix.as_str()).unwrap_or(token);
@@ -138,11 +148,15 @@ pub fn prune_vocabulary(
     let text = serde_json::to_string(&json).expect("JSON values serialise");
     crate::write_atomic(&tokenizer, text.as_bytes())
         .map_err(|e| bad(format!("cannot write {}: {e}", tokenizer.display())))?;
+    let used = if min_count > 1 {
+        format!("used {min_count}+ times in {} texts", texts.len())
+    } else {
+        format!("{} texts", texts.len())
+    };
     let provenance = package.derived_provenance(format!(
-        "vocabulary: {} of {} tokens kept ({} texts, single characters, special tokens)",
+        "vocabulary: {} of {} tokens kept ({used}, single characters, special tokens)",
         kept.len(),
         by_id.len(),
-        texts.len()
     ));
     let manifest = TextClassifier {
         name,

@@ -33,6 +33,10 @@ pub struct Recipe {
     /// Keep only the tokens the training texts use (plus single characters and special tokens).
     #[serde(default)]
     pub vocabulary: bool,
+    /// With `vocabulary`: keep only tokens the training texts use at least this many times (rarer
+    /// words fall apart into kept pieces).
+    #[serde(default = "default_min_count")]
+    pub vocabulary_min_count: usize,
     /// Distillation; absent: no training.
     pub distill: Option<DistillStep>,
     /// Quantization; absent: the student stays float.
@@ -44,6 +48,10 @@ pub struct Recipe {
 
 fn default_seed() -> u64 {
     42
+}
+
+fn default_min_count() -> usize {
+    1
 }
 
 /// Data files, relative to the model cache.
@@ -276,8 +284,13 @@ pub fn run(
         let texts = training_texts(recipe, cache)?;
         let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
         let name = format!("{}-vocabulary", recipe.name);
-        let kept =
-            prune_vocab::prune_vocabulary(&current, &texts, &out.join("2-vocabulary"), &name)?;
+        let kept = prune_vocab::prune_vocabulary(
+            &current,
+            &texts,
+            recipe.vocabulary_min_count,
+            &out.join("2-vocabulary"),
+            &name,
+        )?;
         say(format!(
             "vocabulary: kept {} of {} tokens",
             kept.after, kept.before

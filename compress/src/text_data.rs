@@ -8,8 +8,12 @@ use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use tokenizers::{PaddingParams, Tokenizer, TruncationParams};
 
-/// Label names of Rotten Tomatoes, indexed by class id.
-pub const SENTIMENT_LABELS: [&str; 2] = ["rotten", "fresh"];
+/// Label names of a sentiment package, indexed by class id.
+pub const SENTIMENT_LABELS: [&str; 2] = ["negative", "positive"];
+
+/// Rotten Tomatoes' categories for the same class ids, as its `category` column spells them (and
+/// as packages made before the labels were renamed still name them).
+pub const CORPUS_CATEGORIES: [&str; 2] = ["rotten", "fresh"];
 
 /// Errors while reading a data set.
 #[derive(Debug, thiserror::Error)]
@@ -47,7 +51,7 @@ pub fn rotten_tomatoes(path: &Path) -> Result<Vec<Example>, DataError> {
     let mut out = Vec::new();
     for row in rows(path, &["category", "text"])? {
         let [category, text] = <[String; 2]>::try_from(row).expect("two columns asked");
-        if let Some(label) = SENTIMENT_LABELS.iter().position(|l| *l == category) {
+        if let Some(label) = CORPUS_CATEGORIES.iter().position(|l| *l == category) {
             out.push(Example { text, label });
         }
     }
@@ -59,7 +63,7 @@ pub fn rotten_tomatoes(path: &Path) -> Result<Vec<Example>, DataError> {
 pub const RATED_MARGIN: f64 = 1.0;
 
 /// The texts of one of VADER's ground-truth files (`data/vader/*_GroundTruth.txt`: `id`, mean
-/// rating, text, tab-separated): `fresh` at a rating of [`RATED_MARGIN`] or more, `rotten` at
+/// rating, text, tab-separated): positive at a rating of [`RATED_MARGIN`] or more, negative at
 /// −[`RATED_MARGIN`] or less, in file order.
 pub fn rated(path: &Path) -> Result<Vec<Example>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|source| DataError::Read {

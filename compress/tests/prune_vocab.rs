@@ -31,7 +31,7 @@ fn pruned_vocabulary_keeps_seen_texts_exact_and_unseen_texts_close() {
         .map(|e| e.text.as_str())
         .chain(corpus.unlabelled.iter().map(String::as_str))
         .collect();
-    let kept = prune_vocabulary(&teacher, &seen, &dir.path().join("vocab"), "vocab").unwrap();
+    let kept = prune_vocabulary(&teacher, &seen, 1, &dir.path().join("vocab"), "vocab").unwrap();
     eprintln!("kept {} of {}", kept.after, kept.before);
     assert_eq!(kept.before, 30522);
     assert!(kept.after < kept.before / 2, "kept {}", kept.after);
@@ -69,4 +69,24 @@ fn pruned_vocabulary_keeps_seen_texts_exact_and_unseen_texts_close() {
     assert!(bytes(&after.model) < bytes(&before.model) * 3 / 4);
     let tokens = after.tokenize(&["zyxwvut qqq 東京"]).unwrap();
     assert!(tokens[0].len() > 4, "{tokens:?}");
+
+    // Tokens used at least 3 times: a smaller table; words used less often fall apart into kept
+    // pieces, so the same texts tokenize into more, and never unknown, tokens.
+    let frequent =
+        prune_vocabulary(&teacher, &seen, 3, &dir.path().join("frequent"), "frequent").unwrap();
+    eprintln!("kept {} tokens used 3+ times", frequent.after);
+    assert!(
+        frequent.after < kept.after * 3 / 4,
+        "kept {}",
+        frequent.after
+    );
+    let frequent = TextPackage::open(&frequent.manifest).unwrap();
+    let (all, some) = (
+        after.tokenize(&seen).unwrap(),
+        frequent.tokenize(&seen).unwrap(),
+    );
+    let count = |t: &[Vec<u32>]| t.iter().map(Vec::len).sum::<usize>();
+    assert!(count(&some) > count(&all), "{} tokens", count(&some));
+    let unknown = frequent.tokenize(&["[UNK]"]).unwrap()[0][1];
+    assert!(some.iter().flatten().all(|&id| id != unknown));
 }

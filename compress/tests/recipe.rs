@@ -201,6 +201,9 @@ fn the_shipped_text_recipes_load() {
             continue;
         }
         let recipe = Recipe::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        if recipe.name == "minilm-sentiment-student" {
+            assert_eq!(recipe.vocabulary_min_count, 3);
+        }
         loaded.push(recipe.name);
     }
     loaded.sort();
@@ -209,7 +212,8 @@ fn the_shipped_text_recipes_load() {
         [
             "minilm-sentiment-accurate",
             "minilm-sentiment-fast",
-            "minilm-sentiment-hidden"
+            "minilm-sentiment-hidden",
+            "minilm-sentiment-student"
         ]
     );
 }
