@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the release artifacts of cross/build.sh: each cross-built binary runs a real model on a
 # real photo under qemu-user and must report the same detections as the host build (same count
-# and labels, scores and box corners within the tolerance of `compare`), and each .deb must hold the binary
+# and labels, scores and box corners within the tolerance of `compare`) and the shipped sentiment
+# student's verdicts on two texts (same labels, scores within 0.002), and each .deb must hold the binary
 # for its architecture, the systemd unit, the default config and the model manifests, and its
 # binary must need no newer glibc than the package's Depends promises. The aarch64 binary also
 # runs onnxruntime from the aarch64 wheel's library (models/fetch.py puts it in the cache).
@@ -48,6 +49,24 @@ print(f"{label}: {len(cross)} detections match the host (max score diff {worst_s
 PY
 }
 
+# The shipped sentiment student, on texts it never trained on.
+texts=("a wonderful, moving film" "a dull, lifeless mess")
+"$host_bin" classify --model models/minilm-sentiment-student.model.toml --json "${texts[@]}" > "$work/host-classify.json"
+same_verdicts() {
+  python3 - "$1" "$2" "$3" <<'PY'
+import json, sys
+host = [json.loads(l) for l in open(sys.argv[1])]
+cross = [json.loads(l) for l in open(sys.argv[2])]
+assert len(host) == len(cross) == 2, f"{sys.argv[3]}: {len(cross)} verdicts, host {len(host)}"
+worst = 0.0
+for h, c in zip(host, cross):
+    assert h["label"] == c["label"], (sys.argv[3], h, c)
+    worst = max(worst, abs(h["score"] - c["score"]))
+assert worst <= 0.002, f"{sys.argv[3]}: score diff {worst}"
+print(f"{sys.argv[3]}: {' / '.join(c['label'] for c in cross)} as on the host (max score diff {worst:.4f})")
+PY
+}
+
 for run in "${runs[@]}"; do
   model="${run%:*}" precision="${run#*:}"
   "$host_bin" detect --model "models/$model.model.toml" --precision "$precision" --runtime tract \
@@ -75,6 +94,9 @@ for target in "${targets[@]}"; do
         --precision "$precision" --runtime tract --image "$photo" --json > "$work/$target-$cpu-$run.json"
       compare "$work/host-$model-$precision.json" "$work/$target-$cpu-$run.json" "$target ($cpu) $model $precision" "$precision"
     done
+    "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" classify --model models/minilm-sentiment-student.model.toml \
+      --json "${texts[@]}" > "$work/$target-$cpu-classify.json"
+    same_verdicts "$work/host-classify.json" "$work/$target-$cpu-classify.json" "$target ($cpu) minilm-sentiment-student"
     # On tract, `auto` takes the int8 form exactly where the CPU has dot-product instructions.
     "$qemu" -cpu "$cpu" -L "/usr/$gnu" "$bin" bench --model models/ppocr-det-student.model.toml \
       --precision auto --runtime tract --runs 1 --warmup 0 --json > "$work/auto.json"
@@ -127,7 +149,11 @@ PY
               ./usr/share/edgemass/models/blazeface-256.model.toml ./usr/share/edgemass/models/fetch.py \
               ./usr/share/edgemass/models/ppocr-det-student.model.toml \
               ./usr/share/edgemass/models/students/ppocr-det-student.onnx \
-              ./usr/share/edgemass/models/students/ppocr-det-student.qdq.onnx; do
+              ./usr/share/edgemass/models/students/ppocr-det-student.qdq.onnx \
+              ./usr/share/edgemass/models/minilm-sentiment-student.model.toml \
+              ./usr/share/edgemass/models/students/minilm-sentiment-student.onnx \
+              ./usr/share/edgemass/models/students/minilm-sentiment-student.tokenizer.json \
+              ./usr/share/edgemass/firmware-config/demo-texts.txt; do
     grep -q " $path\$" "$work/contents" || { echo "$deb lacks $path" >&2; exit 1; }
   done
   dpkg-deb --extract "$deb" "$work/root-$deb_arch"

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use regex_lite::Regex;
 
-use crate::common::{certificates, manifest, manifest_variant, photo, root, text_package};
+use crate::common::{cache, certificates, manifest, manifest_variant, photo, root, text_package};
 use crate::mqtt::{Agent, Mosquitto, Subscriber, free_port, http_get, wait_for};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -617,37 +617,104 @@ fn a_coco_camera_counts_its_groups_and_announces_entities_per_group() {
 }
 
 #[test]
-fn demo_config_runs_the_sample_photos_and_prints_events() {
-    let out = Command::new(env!("CARGO_BIN_EXE_edgemass"))
-        .args(["run", "--config"])
-        .arg(root().join("firmware-config/demo.toml"))
-        .output()
+fn demo_config_runs_the_sample_photos_and_texts_and_prints_events() {
+    let config = root().join("firmware-config/demo.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("demo.toml");
+    // The demo's own file, read from a copy so the agent's output lands in the temporary folder;
+    // its relative paths point back into the repository.
+    let demo = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &copy,
+        demo.replace("{cache}", &cache().display().to_string())
+            .replace("\"../models/", &format!("\"{}/models/", root().display()))
+            .replace(
+                "\"demo-texts.txt\"",
+                &format!("{:?}", root().join("firmware-config/demo-texts.txt")),
+            ),
+    )
+    .unwrap();
+    let mut agent = Agent::start(&copy);
+    let sub = Subscriber::connect(18830, "edgemass/edgemass-demo/#");
+    let events = |agent: &Agent| -> Vec<serde_json::Value> {
+        agent
+            .stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let verdict = |events: &[serde_json::Value], id: &str| {
+        events
+            .iter()
+            .find(|e| e["id"] == id && e.get("scores").is_some())
+            .map(|e| e["label"].as_str().unwrap().to_owned())
+    };
+    // The shipped student on the demo's lines, printed beside the cameras' events.
+    assert!(
+        wait_for(LONG, || verdict(&events(&agent), "file:6").is_some()),
+        "{}\n{}",
+        agent.stdout(),
+        agent.stderr()
+    );
+    let printed = events(&agent);
+    assert_eq!(verdict(&printed, "file:1").unwrap(), "positive");
+    assert_eq!(verdict(&printed, "file:2").unwrap(), "negative");
+    // A text sent to the demo's topic, as the README shows with mosquitto_pub.
+    sub.publish(
+        "edgemass/edgemass-demo/text/in",
+        r#"{"id": "readme", "text": "a wonderful, moving film"}"#,
+    );
+    let out = "edgemass/edgemass-demo/text/out";
+    assert!(
+        wait_for(LONG, || sub
+            .on(out)
+            .iter()
+            .any(|m| m.json()["id"] == "readme")),
+        "{}",
+        agent.stderr()
+    );
+    let reply = sub
+        .on(out)
+        .into_iter()
+        .map(|m| m.json())
+        .find(|r| r["id"] == "readme")
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let events: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert_eq!(reply["label"], "positive", "{reply}");
+    assert_eq!(reply["model"], "minilm-sentiment-student", "{reply}");
+    assert_eq!(reply["source"], "mqtt", "{reply}");
+    // The cameras: faces, text regions, and the COCO SSD's people, bus and motorcycle.
     assert!(
-        events.iter().any(|e| e["after"]["label"] == "face"),
-        "{stdout}"
+        wait_for(LONG, || {
+            let printed = events(&agent);
+            let seen = |camera: &str, label: &str| {
+                printed
+                    .iter()
+                    .any(|e| e["after"]["camera"] == camera && e["after"]["label"] == label)
+            };
+            seen("faces", "face")
+                && seen("text", "text")
+                && ["person", "bus", "motorcycle"]
+                    .iter()
+                    .all(|label| seen("street", label))
+        }),
+        "{}",
+        agent.stdout()
     );
+    // The photos are read once; the agent stays up for texts and says so.
     assert!(
-        events.iter().any(|e| e["after"]["label"] == "text"),
-        "{stdout}"
+        wait_for(LONG, || agent.stderr().contains(
+            "every camera has ended; still classifying texts from MQTT"
+        )),
+        "{}",
+        agent.stderr()
     );
-    // The COCO SSD on the street camera: the people and the bus of bus.jpg, the motorcycle.
-    for label in ["person", "bus", "motorcycle"] {
-        assert!(
-            events
-                .iter()
-                .any(|e| e["after"]["camera"] == "street" && e["after"]["label"] == label),
-            "no {label} event: {stdout}"
-        );
-    }
-    assert!(stderr.contains("0 left in the outbox"), "{stderr}");
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    assert!(
+        agent.stderr().contains("0 left in the outbox"),
+        "{}",
+        agent.stderr()
+    );
 }
 
 #[test]

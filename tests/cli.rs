@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
-use crate::common::{cache, manifest, manifest_variant, photo, text_package};
+use crate::common::{cache, manifest, manifest_variant, photo, root, text_package};
 
 fn edgemass(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edgemass"))
@@ -376,6 +376,22 @@ fn classify_prints_one_label_and_score_per_text() {
     );
     let score: f64 = lines[0].split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(score > 0.5 && score <= 1.0, "{stdout}");
+}
+
+#[test]
+fn the_shipped_sentiment_student_labels_the_readme_texts() {
+    let student = root().join("models/minilm-sentiment-student.model.toml");
+    let lines = json_lines(&edgemass(&[
+        "classify",
+        "--model",
+        s(&student),
+        "--json",
+        "a wonderful, moving film",
+        "a dull, lifeless mess",
+    ]));
+    let labels: Vec<&str> = lines.iter().map(|l| l["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["positive", "negative"], "{lines:?}");
+    assert_eq!(lines[0]["model"], "minilm-sentiment-student");
 }
 
 #[test]

@@ -232,6 +232,7 @@ impl Drop for Subscriber {
 pub struct Agent {
     pub child: Child,
     stderr_path: PathBuf,
+    stdout_path: PathBuf,
 }
 
 impl Agent {
@@ -241,21 +242,32 @@ impl Agent {
 
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Agent {
         let dir = config.parent().unwrap();
-        let stderr_path = dir.join(format!("agent-{}.stderr", free_port()));
+        let run = free_port();
+        let stderr_path = dir.join(format!("agent-{run}.stderr"));
+        let stdout_path = dir.join(format!("agent-{run}.stdout"));
         let child = Command::new(env!("CARGO_BIN_EXE_edgemass"))
             .args(["run", "--config"])
             .arg(config)
             .env("EDGEMASS_LOG", "info,rumqttd=off")
             .envs(env.iter().copied())
-            .stdout(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
             .stderr(std::fs::File::create(&stderr_path).unwrap())
             .spawn()
             .unwrap();
-        Agent { child, stderr_path }
+        Agent {
+            child,
+            stderr_path,
+            stdout_path,
+        }
     }
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// What the agent printed so far (events, with `mqtt.print_events`).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
     }
 
     /// Sends SIGTERM.

@@ -446,7 +446,7 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
     let mut out = format!(
         "# {}\n\nTeacher `{}` (sha256 {}…). Latency at batch 1 × {} tokens: tract on one \
          thread with a plan for that shape (as the agent runs a single text), onnxruntime on {} \
-         threads, median of {} runs. Accuracy and F1 (`fresh`) on the held-out Rotten Tomatoes \
+         threads, median of {} runs. Accuracy and F1 (positive) on the held-out Rotten Tomatoes \
          split (seed {}, {} texts), agreement = same top class as the teacher.\n\n",
         recipe.name,
         recipe.teacher.display(),

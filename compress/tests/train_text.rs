@@ -1,6 +1,7 @@
 //! `train-text` on the real MiniLM-L6 checkpoint and Rotten Tomatoes: the head learns, the
 //! packaged ONNX scores in tract what candle measured (and better than chance on product-review
-//! snippets it never saw the like of), and fine-tuning lowers the loss.
+//! snippets it never saw the like of), and fine-tuning lowers the loss. The sentiment student
+//! shipped in `models/` scores what its provenance says on both sets.
 
 use std::path::PathBuf;
 
@@ -108,5 +109,37 @@ fn evaluating_a_vision_manifest_is_refused() {
     assert!(
         e.to_string().contains("not a text-classify manifest"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_shipped_student_scores_what_its_provenance_says() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../models/minilm-sentiment-student.model.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let table: toml::Table = toml::from_str(&text).unwrap();
+    let metric = |key: &str| table["provenance"]["metrics"][key].as_float().unwrap();
+    // All 2,562 held-out Rotten Tomatoes reviews, then all clearly rated Amazon review snippets.
+    let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
+    let held_out = edgemass_compress::eval_text::evaluate(&manifest, &data, 42, None).unwrap();
+    let amazon = cached("data/vader/amazonReviewSnippets_GroundTruth.txt");
+    let other = edgemass_compress::eval_text::evaluate(&manifest, &amazon, 42, None).unwrap();
+    eprintln!("held out {held_out:?}, Amazon {other:?}");
+    assert_eq!(held_out.examples, metric("test_examples") as usize);
+    // Batches padded differently may move a borderline text or two.
+    for (measured, key, n) in [
+        (held_out.accuracy, "accuracy", held_out.examples),
+        (other.accuracy, "other_accuracy", other.examples),
+    ] {
+        let recorded = metric(key);
+        assert!(
+            (measured - recorded).abs() <= 2.0 / n as f64 + 1e-9,
+            "{key}: measured {measured}, provenance {recorded}"
+        );
+    }
+    assert_eq!(SENTIMENT_LABELS, ["negative", "positive"]);
+    assert!(
+        text.contains(r#"labels = ["negative", "positive"]"#),
+        "{text}"
     );
 }

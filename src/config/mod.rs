@@ -1798,6 +1798,12 @@ mod tests {
                 .expect("models are installed under /usr/share/edgemass");
             assert!(root.join(installed).is_file(), "{}", camera.model.display());
         }
+        let text = config.text.expect("the packaged sentiment student");
+        let installed = text
+            .model
+            .strip_prefix("/usr/share/edgemass")
+            .expect("models are installed under /usr/share/edgemass");
+        assert!(root.join(installed).is_file(), "{}", text.model.display());
     }
 
     #[test]

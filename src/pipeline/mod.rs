@@ -371,11 +371,20 @@ pub async fn run(
         }));
     }
 
+    let listening = config.text.as_ref().is_some_and(|t| t.mqtt);
     let all_ended = async {
+        let mut said = false;
         loop {
             let text_done = text.as_ref().is_none_or(|(_, _, t)| t.is_finished());
-            if threads.iter().all(|(_, _, w)| w.is_finished()) && text_done {
+            let cameras_done = threads.iter().all(|(_, _, w)| w.is_finished());
+            if cameras_done && text_done {
                 break;
+            }
+            if cameras_done && listening && !threads.is_empty() && !said {
+                tracing::info!(
+                    "every camera has ended; still classifying texts from MQTT until stopped"
+                );
+                said = true;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
