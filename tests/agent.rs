@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use regex_lite::Regex;
 
-use crate::common::{cache, certificates, manifest, manifest_variant, photo, root, text_package};
+use crate::common::{certificates, manifest, manifest_variant, photo, root, text_package};
 use crate::mqtt::{Agent, Mosquitto, Subscriber, free_port, http_get, wait_for};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -618,23 +618,9 @@ fn a_coco_camera_counts_its_groups_and_announces_entities_per_group() {
 
 #[test]
 fn demo_config_runs_the_sample_photos_and_texts_and_prints_events() {
-    let config = root().join("firmware-config/demo.toml");
     let dir = tempfile::tempdir().unwrap();
-    let copy = dir.path().join("demo.toml");
-    // The demo's own file, read from a copy so the agent's output lands in the temporary folder;
-    // its relative paths point back into the repository.
-    let demo = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &copy,
-        demo.replace("{cache}", &cache().display().to_string())
-            .replace("\"../models/", &format!("\"{}/models/", root().display()))
-            .replace(
-                "\"demo-texts.txt\"",
-                &format!("{:?}", root().join("firmware-config/demo-texts.txt")),
-            ),
-    )
-    .unwrap();
-    let mut agent = Agent::start(&copy);
+    let mut agent =
+        Agent::start_logging_in(&root().join("firmware-config/demo.toml"), dir.path(), &[]);
     let sub = Subscriber::connect(18830, "edgemass/edgemass-demo/#");
     let events = |agent: &Agent| -> Vec<serde_json::Value> {
         agent

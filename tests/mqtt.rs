@@ -241,7 +241,12 @@ impl Agent {
     }
 
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Agent {
-        let dir = config.parent().unwrap();
+        Agent::start_logging_in(config, config.parent().unwrap(), env)
+    }
+
+    /// Starts the agent on `config` with its stdout and stderr in files under `dir` (for configs
+    /// that live in the repository).
+    pub fn start_logging_in(config: &Path, dir: &Path, env: &[(&str, &str)]) -> Agent {
         let run = free_port();
         let stderr_path = dir.join(format!("agent-{run}.stderr"));
         let stdout_path = dir.join(format!("agent-{run}.stdout"));
