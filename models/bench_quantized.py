@@ -33,7 +33,7 @@ TYPES = {
 
 
 def draws(seed, count):
-    """SplitMix64 in [0, 1), as in compress/src/quantize/check.rs."""
+    """SplitMix64 in [0, 1), as in compress/src/onnx/tract.rs."""
     state = seed
     out = np.empty(count, dtype=np.float64)
     for i in range(count):

@@ -8,7 +8,7 @@ use edgemass::fallback::protocol::{self, InferRequest, Tensor, Values};
 use edgemass::model::Model;
 use edgemass::text::TextTokenizer;
 use edgemass::vision::preprocess::{input_values, load_image};
-use edgemass_compress::export_triton::{self, Batching};
+use edgemass_compress::package::triton::{self, Batching};
 
 use crate::common::{manifest, photo, text_package};
 use crate::host::{Serve, get, infer, post, repository};
@@ -319,8 +319,8 @@ fn a_repository_exported_for_triton_is_served_as_it_is() {
         max_batch: 4,
         max_queue_delay_us: 1000,
     };
-    let face = export_triton::export(&manifest("blazeface-256"), &repo, batching).unwrap();
-    let text = export_triton::export(&text_package(), &repo, batching).unwrap();
+    let face = triton::export(&manifest("blazeface-256"), &repo, batching).unwrap();
+    let text = triton::export(&text_package(), &repo, batching).unwrap();
     let face_config = std::fs::read_to_string(face.join("config.pbtxt")).unwrap();
     for line in [
         "name: \"blazeface-256\"",

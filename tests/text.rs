@@ -62,7 +62,7 @@ fn token_ids_match_the_python_tokenizer_on_1000_reviews() {
     .unwrap();
     assert_eq!(fixture.tokenizer, "minilm-l6/tokenizer.json");
     assert_eq!(fixture.rows.len(), 1000);
-    let reviews = edgemass_compress::text_data::rotten_tomatoes(
+    let reviews = edgemass_compress::data::corpus::rotten_tomatoes(
         &cache().join("data/rotten_tomatoes_corpus_full.csv.bz2"),
     )
     .unwrap();
@@ -261,8 +261,8 @@ fn a_wrong_hash_or_output_is_named_at_load() {
 
 #[test]
 fn the_agent_runs_a_compressed_student() {
-    use edgemass_compress::prune_bert::{Plan, prune_package};
-    use edgemass_compress::prune_vocab::prune_vocabulary;
+    use edgemass_compress::passes::prune::bert::{Plan, prune_package};
+    use edgemass_compress::passes::prune::vocab::prune_vocabulary;
 
     let dir = tempfile::tempdir().unwrap();
     let plan = Plan {
@@ -271,7 +271,7 @@ fn the_agent_runs_a_compressed_student() {
     };
     let pruned =
         prune_package(&text_package(), &plan, &dir.path().join("pruned"), "pruned").unwrap();
-    let reviews = edgemass_compress::text_data::rotten_tomatoes(
+    let reviews = edgemass_compress::data::corpus::rotten_tomatoes(
         &cache().join("data/rotten_tomatoes_corpus_full.csv.bz2"),
     )
     .unwrap();
@@ -290,9 +290,10 @@ fn the_agent_runs_a_compressed_student() {
     }
     assert_eq!(student.manifest().name, "vocab");
 
-    let options =
-        edgemass_compress::quantize::Options::new(edgemass_compress::quantize::Mode::Weights);
-    let int8 = edgemass_compress::recipe::quantize_package(
+    let options = edgemass_compress::passes::quantize::Options::new(
+        edgemass_compress::passes::quantize::Mode::Weights,
+    );
+    let int8 = edgemass_compress::recipe::text::quantize_package(
         &kept.manifest,
         &options,
         &dir.path().join("int8"),

@@ -1,39 +1,14 @@
 //! edgemass-compress: reads ONNX teachers and BERT-family checkpoints, and (as passes land)
 //! prunes, distills and quantizes them into students for edgemass.
 
-pub mod augment;
 pub mod bert;
-pub mod detect_package;
-pub mod distill;
-pub mod distill_detect;
-pub mod dot;
-pub mod downscale;
-pub mod eval_detect;
-pub mod eval_text;
-pub mod export_triton;
-pub mod graph;
-pub mod inspect;
-pub mod measure_detect;
-pub mod measure_text;
-pub use edgemass::model::onnx_build;
-pub mod onnx_candle;
+pub mod data;
+pub mod eval;
+pub mod onnx;
 pub mod package;
-pub mod pareto;
-pub mod profile;
-pub mod prune_bert;
-pub mod prune_conv;
-pub mod prune_vocab;
-pub mod quantize;
-pub mod quantize_detect;
+pub mod passes;
 pub mod recipe;
-pub mod recipe_detect;
-pub mod render_text;
-pub mod report_plot;
-pub mod text_data;
-pub mod text_package;
-pub mod thesaurus;
-pub mod train_text;
-pub mod tune_decoder;
+pub mod train;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

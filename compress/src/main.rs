@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use std::io::{IsTerminal, Write};
 
-use edgemass_compress::graph::Graph;
-use edgemass_compress::inspect::{self, InputShape};
-use edgemass_compress::prune_bert::{self, Criterion};
-use edgemass_compress::quantize::calibrate::Method;
-use edgemass_compress::{bert, distill, eval_text, export_triton, quantize, recipe, train_text};
+use edgemass_compress::onnx::graph::Graph;
+use edgemass_compress::onnx::inspect::{self, InputShape};
+use edgemass_compress::passes::prune::bert::Criterion;
+use edgemass_compress::passes::quantize::calibrate::Method;
+use edgemass_compress::{bert, eval, package, passes, recipe, train};
 
 #[derive(Parser)]
 #[command(
@@ -191,7 +191,7 @@ struct RenderText {
     words: PathBuf,
     /// TrueType fonts: files or directories of .ttf files (default: the six fonts of Debian's
     /// fonts-dejavu-core).
-    #[arg(long, num_args = 1.., default_values = edgemass_compress::render_text::DEJAVU_CORE)]
+    #[arg(long, num_args = 1.., default_values = edgemass_compress::data::render_text::DEJAVU_CORE)]
     fonts: Vec<PathBuf>,
     /// Directory to write.
     #[arg(long)]
@@ -268,8 +268,8 @@ fn files(paths: &[PathBuf], exts: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn render_text(args: &RenderText) -> anyhow::Result<String> {
-    use edgemass_compress::render_text::{self, Options};
-    let headlines = edgemass_compress::text_data::guardian_headlines(&args.words)?;
+    use edgemass_compress::data::render_text::{self, Options};
+    let headlines = edgemass_compress::data::corpus::guardian_headlines(&args.words)?;
     let options = Options {
         photos: files(&args.photos, &["jpg", "jpeg", "png"])?,
         fonts: files(&args.fonts, &["ttf", "otf"])?,
@@ -295,10 +295,10 @@ fn render_text(args: &RenderText) -> anyhow::Result<String> {
 }
 
 fn eval_detect(args: &EvalDetect) -> anyhow::Result<String> {
-    use edgemass_compress::eval_detect as ev;
+    use edgemass_compress::eval::detect as ev;
     let (mut images, mut truth) = (files(&args.images, &["jpg", "jpeg", "png"])?, None);
     if let Some(data) = &args.data {
-        let set = edgemass_compress::render_text::read_labels(data)?;
+        let set = edgemass_compress::data::render_text::read_labels(data)?;
         images = set.iter().map(|l| data.join(&l.image)).collect();
         truth = Some(ev::truth_of(&set));
     }
@@ -369,7 +369,7 @@ struct PruneConv {
     #[arg(long = "layer", value_name = "NODE=FRACTION")]
     layers: Vec<String>,
     /// Kept channel counts are rounded up to a multiple of this.
-    #[arg(long, default_value_t = edgemass_compress::prune_conv::DEFAULT_MULTIPLE)]
+    #[arg(long, default_value_t = edgemass_compress::passes::prune::conv::DEFAULT_MULTIPLE)]
     multiple: usize,
     /// Importance measure.
     #[arg(long, value_enum, default_value_t = Criterion::L2)]
@@ -599,7 +599,8 @@ fn main() -> ExitCode {
             let Some(runs) = profile else {
                 return Ok(text);
             };
-            let p = edgemass_compress::profile::profile(&Graph::load(&model)?, &inputs, runs)?;
+            let p =
+                edgemass_compress::onnx::profile::profile(&Graph::load(&model)?, &inputs, runs)?;
             Ok(format!("{text}{}", p.to_text(top)))
         }),
         Command::EvalText {
@@ -607,7 +608,7 @@ fn main() -> ExitCode {
             data,
             seed,
             limit,
-        } => eval_text::evaluate(&model, &data, seed, limit)
+        } => eval::text::evaluate(&model, &data, seed, limit)
             .map(|e| {
                 format!(
                     "{}: {:.2} % of {} held-out texts right (tract)",
@@ -640,10 +641,10 @@ fn main() -> ExitCode {
             out,
             max_batch,
             max_queue_delay_us,
-        } => export_triton::export(
+        } => package::triton::export(
             &model,
             &out,
-            export_triton::Batching {
+            package::triton::Batching {
                 max_batch,
                 max_queue_delay_us,
             },
@@ -674,8 +675,8 @@ fn inspect_model(
     let graph = Graph::load(model)?;
     let report = inspect::inspect(&graph, inputs)?;
     if let Some(path) = dot {
-        let drawing = edgemass_compress::dot::to_dot(&graph, report.macs.as_ref().ok());
-        edgemass_compress::dot::write(path, &drawing)?;
+        let drawing = edgemass_compress::onnx::dot::to_dot(&graph, report.macs.as_ref().ok());
+        edgemass_compress::onnx::dot::write(path, &drawing)?;
     }
     if json {
         return Ok(report.to_json(top).to_string());
@@ -739,13 +740,13 @@ fn import_bert(args: &ImportBert) -> Result<String, bert::BertError> {
     ))
 }
 
-fn train_text(args: &TrainText) -> Result<String, train_text::TrainError> {
-    let mut options = train_text::Options::new(&args.checkpoint, &args.data, &args.out);
+fn train_text(args: &TrainText) -> Result<String, train::text::TrainError> {
+    let mut options = train::text::Options::new(&args.checkpoint, &args.data, &args.out);
     options.name = args.name.clone();
     options.mode = if args.fine_tune {
-        train_text::Mode::FineTune
+        train::text::Mode::FineTune
     } else {
-        train_text::Mode::Head
+        train::text::Mode::Head
     };
     options.epochs = args.epochs;
     options.batch_size = args.batch_size;
@@ -755,7 +756,7 @@ fn train_text(args: &TrainText) -> Result<String, train_text::TrainError> {
     options.train_limit = args.train_limit;
     options.test_limit = args.test_limit;
     options.progress = std::io::stderr().is_terminal();
-    let report = train_text::train(&options)?;
+    let report = train::text::train(&options)?;
     Ok(format!(
         "trained on {} examples, held out {}: frozen-encoder head {:.2} %, packaged model {:.2} %\n\
          loss {:.4} -> {:.4}, {:.0} s\nwrote {}",
@@ -770,15 +771,15 @@ fn train_text(args: &TrainText) -> Result<String, train_text::TrainError> {
     ))
 }
 
-fn prune(args: &Prune) -> Result<String, prune_bert::PruneError> {
-    let plan = prune_bert::Plan {
+fn prune(args: &Prune) -> Result<String, passes::prune::bert::PruneError> {
+    let plan = passes::prune::bert::Plan {
         layers: args.layers.clone(),
         heads: args.heads,
         ffn: args.ffn,
         ffn_global: args.ffn_global,
         criterion: args.criterion,
     };
-    let manifest = prune_bert::prune_package(&args.model, &plan, &args.out, &args.name)?;
+    let manifest = passes::prune::bert::prune_package(&args.model, &plan, &args.out, &args.name)?;
     Ok(format!("pruned {plan}\nwrote {}", manifest.display()))
 }
 
@@ -789,7 +790,7 @@ fn write_onnx(path: &Path, model: &tract_onnx::pb::ModelProto) -> anyhow::Result
 }
 
 fn downscale(model: &Path, out: &Path, name: &str, factor: usize) -> anyhow::Result<String> {
-    use edgemass_compress::downscale;
+    use edgemass_compress::passes::downscale;
     if model.extension().is_some_and(|e| e == "onnx") {
         write_onnx(
             out,
@@ -802,7 +803,7 @@ fn downscale(model: &Path, out: &Path, name: &str, factor: usize) -> anyhow::Res
 }
 
 fn prune_conv(args: &PruneConv) -> anyhow::Result<String> {
-    use edgemass_compress::prune_conv::{LayerKeep, Plan};
+    use edgemass_compress::passes::prune::conv::{LayerKeep, Plan};
     let mut layers = Vec::with_capacity(args.layers.len());
     for spec in &args.layers {
         let (node, keep) = spec
@@ -825,11 +826,12 @@ fn prune_conv(args: &PruneConv) -> anyhow::Result<String> {
     let is_onnx = args.model.extension().is_some_and(|e| e == "onnx");
     let (pruned, wrote) = if is_onnx {
         let graph = Graph::load(&args.model)?;
-        let pruned = edgemass_compress::prune_conv::prune(&graph.proto, &args.inputs, &plan)?;
+        let pruned =
+            edgemass_compress::passes::prune::conv::prune(&graph.proto, &args.inputs, &plan)?;
         write_onnx(&args.out, &pruned.model)?;
         (pruned, args.out.clone())
     } else {
-        edgemass_compress::prune_conv::prune_package(
+        edgemass_compress::passes::prune::conv::prune_package(
             &args.model,
             &args.inputs,
             &plan,
@@ -842,8 +844,8 @@ fn prune_conv(args: &PruneConv) -> anyhow::Result<String> {
     Ok(format!(
         "pruned {plan}: {} groups, channels {before} -> {after}, MACs {} -> {} ({:.1}x fewer), {} groups fixed\nwrote {}",
         pruned.groups.len(),
-        edgemass_compress::inspect::short(macs_before),
-        edgemass_compress::inspect::short(macs_after),
+        edgemass_compress::onnx::inspect::short(macs_before),
+        edgemass_compress::onnx::inspect::short(macs_after),
         macs_before as f64 / macs_after.max(1) as f64,
         pruned.fixed.len(),
         wrote.display()
@@ -851,11 +853,11 @@ fn prune_conv(args: &PruneConv) -> anyhow::Result<String> {
 }
 
 fn tune_decoder(model: &Path, data: &Path, limit: usize) -> anyhow::Result<String> {
-    let mut set = edgemass_compress::render_text::read_labels(data)?;
+    let mut set = edgemass_compress::data::render_text::read_labels(data)?;
     set.truncate(limit);
     let images: Vec<PathBuf> = set.iter().map(|l| data.join(&l.image)).collect();
-    let truth = edgemass_compress::eval_detect::truth_of(&set);
-    let t = edgemass_compress::tune_decoder::tune(model, &images, &truth)?;
+    let truth = edgemass_compress::eval::detect::truth_of(&set);
+    let t = edgemass_compress::eval::tune_decoder::tune(model, &images, &truth)?;
     Ok(format!(
         "threshold {:.2}, unclip ratio {:.2}: mAP@0.5 {:.4} -> {:.4} on {} images\nwrote {}",
         t.threshold,
@@ -869,8 +871,8 @@ fn tune_decoder(model: &Path, data: &Path, limit: usize) -> anyhow::Result<Strin
 
 fn distill_detect(
     args: &DistillDetect,
-) -> Result<String, edgemass_compress::distill_detect::DistillDetectError> {
-    use edgemass_compress::distill_detect::{Options, distill};
+) -> Result<String, edgemass_compress::passes::distill::detect::DistillDetectError> {
+    use edgemass_compress::passes::distill::detect::{Options, distill};
     let mut o = Options::new(
         &args.teacher,
         &args.student,
@@ -921,8 +923,9 @@ fn distill_detect(
     ))
 }
 
-fn distill(args: &Distill) -> Result<String, distill::DistillError> {
-    let mut options = distill::Options::new(&args.teacher, &args.student, &args.data, &args.out);
+fn distill(args: &Distill) -> Result<String, passes::distill::text::DistillError> {
+    let mut options =
+        passes::distill::text::Options::new(&args.teacher, &args.student, &args.data, &args.out);
     options.unlabelled = args.unlabelled.clone();
     options.name = args.name.clone();
     if let Some(work) = &args.work {
@@ -944,7 +947,7 @@ fn distill(args: &Distill) -> Result<String, distill::DistillError> {
     options.resume = !args.restart;
     options.stop_after = args.stop_after;
     options.progress = std::io::stderr().is_terminal();
-    let r = distill::distill(&options)?;
+    let r = passes::distill::text::distill(&options)?;
     Ok(format!(
         "distilled on {} texts ({} labelled){}: held-out loss {:.4} -> {:.4}, accuracy {:.2} % -> \
          {:.2} %, teacher agreement {:.2} %, {} steps, {:.0} s\n{}",
@@ -979,7 +982,7 @@ struct QuantizeArgs {
     #[arg(long, value_enum, default_value = "weights")]
     mode: ModeArg,
     /// Weights with fewer values stay float.
-    #[arg(long, default_value_t = quantize::DEFAULT_MIN_ELEMENTS)]
+    #[arg(long, default_value_t = passes::quantize::DEFAULT_MIN_ELEMENTS)]
     min_elements: usize,
     /// A node (or weight) whose weights stay float; repeatable.
     #[arg(long = "keep-float", value_name = "NAME")]
@@ -987,9 +990,9 @@ struct QuantizeArgs {
     /// Shape of an input for the check, NAME=DIMS[:LO..HI] (e.g. input_ids=1x64:0..1000); needed
     /// for inputs with symbolic dims; repeatable.
     #[arg(long = "sample", value_name = "NAME=DIMS")]
-    samples: Vec<quantize::SampleSpec>,
+    samples: Vec<passes::quantize::SampleSpec>,
     /// Refuse to write when an output's cosine similarity to the float model is lower.
-    #[arg(long, default_value_t = quantize::DEFAULT_MIN_COSINE)]
+    #[arg(long, default_value_t = passes::quantize::DEFAULT_MIN_COSINE)]
     min_cosine: f32,
     /// Also time the float model and every quantized form in tract (median of RUNS, 1 thread).
     #[arg(long, value_name = "RUNS")]
@@ -1014,7 +1017,7 @@ struct QuantizeDetect {
     #[arg(long = "keep-float", value_name = "NAME")]
     keep_float: Vec<String>,
     /// Every output's cosine similarity to the float model must reach this.
-    #[arg(long, default_value_t = quantize::DEFAULT_MIN_COSINE)]
+    #[arg(long, default_value_t = passes::quantize::DEFAULT_MIN_COSINE)]
     min_cosine: f32,
     /// Timed tract runs per form.
     #[arg(long, default_value_t = 10)]
@@ -1028,7 +1031,7 @@ struct QuantizeDetect {
 }
 
 fn quantize_detect(args: &QuantizeDetect) -> anyhow::Result<String> {
-    use edgemass_compress::quantize_detect::{Options, quantize_package};
+    use edgemass_compress::passes::quantize::detect::{Options, quantize_package};
     let mut calibration = files(&args.calibration, &["jpg", "jpeg", "png"])?;
     calibration.truncate(args.limit);
     let options = Options {
@@ -1048,20 +1051,20 @@ enum ModeArg {
     DynamicOps,
 }
 
-fn quantize(args: &QuantizeArgs) -> Result<String, quantize::FileError> {
-    let mut options = quantize::Options::new(match args.mode {
-        ModeArg::Weights => quantize::Mode::Weights,
-        ModeArg::Dynamic => quantize::Mode::Dynamic,
-        ModeArg::DynamicOps => quantize::Mode::DynamicOps,
+fn quantize(args: &QuantizeArgs) -> Result<String, passes::quantize::FileError> {
+    let mut options = passes::quantize::Options::new(match args.mode {
+        ModeArg::Weights => passes::quantize::Mode::Weights,
+        ModeArg::Dynamic => passes::quantize::Mode::Dynamic,
+        ModeArg::DynamicOps => passes::quantize::Mode::DynamicOps,
     });
     options.min_elements = args.min_elements;
     options.keep_float = args.keep_float.clone();
-    let check = quantize::Check {
+    let check = passes::quantize::Check {
         samples: args.samples.clone(),
         min_cosine: args.min_cosine,
         bench_runs: args.bench,
     };
-    quantize::quantize_file(&args.model, &args.out, &options, &check).map(|r| r.to_text())
+    passes::quantize::quantize_file(&args.model, &args.out, &options, &check).map(|r| r.to_text())
 }
 
 fn run_recipe(path: &Path, out: Option<PathBuf>, cache: Option<PathBuf>) -> anyhow::Result<String> {
@@ -1070,8 +1073,8 @@ fn run_recipe(path: &Path, out: Option<PathBuf>, cache: Option<PathBuf>) -> anyh
         .unwrap_or_else(|| PathBuf::from("models/cache"));
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    if edgemass_compress::recipe_detect::is_detect(&text) {
-        use edgemass_compress::recipe_detect::{DetectRecipe, run};
+    if edgemass_compress::recipe::detect::is_detect(&text) {
+        use edgemass_compress::recipe::detect::{DetectRecipe, run};
         let recipe = DetectRecipe::load(path)?;
         let out = out.unwrap_or_else(|| Path::new("out").join(&recipe.name));
         let outcome = run(
@@ -1089,9 +1092,9 @@ fn run_recipe(path: &Path, out: Option<PathBuf>, cache: Option<PathBuf>) -> anyh
             outcome.steps[outcome.steps.len() - 1].manifest.display()
         ));
     }
-    let recipe = recipe::Recipe::load(path)?;
+    let recipe = recipe::text::Recipe::load(path)?;
     let out = out.unwrap_or_else(|| Path::new("out").join(&recipe.name));
-    let outcome = recipe::run(
+    let outcome = recipe::text::run(
         &recipe,
         &cache,
         &out,

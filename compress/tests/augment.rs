@@ -3,20 +3,18 @@
 
 use std::collections::HashSet;
 
-use edgemass_compress::augment::variants;
-use edgemass_compress::text_data;
-use edgemass_compress::thesaurus::{Thesaurus, core};
+use edgemass_compress::data;
+use edgemass_compress::data::augment::variants;
+use edgemass_compress::data::thesaurus::{Thesaurus, core};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 #[test]
 fn roget_swaps_words_of_real_reviews_for_words_the_reviews_use() {
     let reviews =
-        text_data::rotten_tomatoes(&cached("data/rotten_tomatoes_corpus_full.csv.bz2")).unwrap();
+        data::corpus::rotten_tomatoes(&cached("data/rotten_tomatoes_corpus_full.csv.bz2")).unwrap();
     let texts: Vec<&str> = reviews.iter().take(500).map(|r| r.text.as_str()).collect();
     let thesaurus = Thesaurus::load(&cached("data/roget.csv.bz2")).unwrap();
     assert!(thesaurus.len() > 50_000, "{} words", thesaurus.len());

@@ -7,9 +7,7 @@ use edgemass_compress::bert::{self, Export, Pooling};
 use tokenizers::{PaddingParams, Tokenizer};
 use tract_onnx::prelude::*;
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 /// Runs an encoder ONNX file on `sentences` (padded to the longest) and returns one row per
 /// sentence of the named output.

@@ -4,13 +4,12 @@
 
 use std::path::Path;
 
-use edgemass_compress::distill::{self, Options};
-use edgemass_compress::eval_text;
-use edgemass_compress::prune_bert::{Plan, prune_package};
+use edgemass_compress::eval;
+use edgemass_compress::passes;
+use edgemass_compress::passes::distill::text::Options;
+use edgemass_compress::passes::prune::bert::{Plan, prune_package};
 
-mod common;
-
-use common::{cached, small_teacher};
+use crate::common::{cached, small_teacher};
 
 /// Options distilling a one-layer student, pruned from a small teacher, on Rotten Tomatoes.
 fn one_layer_student(dir: &Path) -> Options {
@@ -40,7 +39,7 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
     options.learning_rate = 3e-4;
     options.checkpoint_every = 4;
     options.stop_after = Some(10);
-    let first = distill::distill(&options).unwrap();
+    let first = passes::distill::text::distill(&options).unwrap();
     eprintln!("{first:?}");
     assert!(first.manifest.is_none());
     assert_eq!((first.examples, first.labelled), (384, 320));
@@ -48,7 +47,7 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
     assert!(options.work.join("checkpoint.safetensors").is_file());
 
     options.stop_after = None;
-    let second = distill::distill(&options).unwrap();
+    let second = passes::distill::text::distill(&options).unwrap();
     eprintln!("{second:?}");
     assert_eq!(second.resumed_from, Some(10));
     assert_eq!(second.steps, 2 * 384usize.div_ceil(16) - 10);
@@ -65,7 +64,7 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
     );
 
     let manifest = second.manifest.unwrap();
-    let tract = eval_text::evaluate(&manifest, &data, 42, Some(100)).unwrap();
+    let tract = eval::text::evaluate(&manifest, &data, 42, Some(100)).unwrap();
     assert!(
         (tract.accuracy - second.accuracy.1).abs() <= 0.01 + 1e-9,
         "tract {} vs candle {}",
@@ -95,11 +94,13 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
     options.checkpoint_every = 0;
 
     options.hidden_weight = -1.0;
-    let e = distill::distill(&options).unwrap_err().to_string();
+    let e = passes::distill::text::distill(&options)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("hidden-state weight must be 0 or more"), "{e}");
     options.hidden_weight = 1.0;
 
-    let report = distill::distill(&options).unwrap();
+    let report = passes::distill::text::distill(&options).unwrap();
     eprintln!("{report:?}");
     assert_eq!(report.labelled, 160);
     assert!(
@@ -132,19 +133,23 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
         rows[0]
     );
     // Thesaurus swaps bring in words the reviews use elsewhere, never new ones.
-    let reviews =
-        edgemass_compress::text_data::corpus(&options.data, None, options.seed, options.limits())
-            .unwrap()
-            .train;
+    let reviews = edgemass_compress::data::corpus::corpus(
+        &options.data,
+        None,
+        options.seed,
+        options.limits(),
+    )
+    .unwrap()
+    .train;
     let words: std::collections::HashSet<String> = reviews
         .iter()
         .flat_map(|r| r.text.split_whitespace())
-        .map(|w| edgemass_compress::thesaurus::core(w).to_lowercase())
+        .map(|w| edgemass_compress::data::thesaurus::core(w).to_lowercase())
         .collect();
     for row in rows.iter().filter(|r| r["label"].is_null()) {
         let text = row["text"].as_str().unwrap();
         for word in text.split_whitespace() {
-            let word = edgemass_compress::thesaurus::core(word).to_lowercase();
+            let word = edgemass_compress::data::thesaurus::core(word).to_lowercase();
             assert!(words.contains(&word), "{word:?} in {text:?}");
         }
     }
@@ -162,7 +167,9 @@ fn a_vision_package_is_not_a_student() {
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
     let vision = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/blazeface-256.model.toml");
     let options = Options::new(&vision, &vision, &data, dir.path());
-    let e = distill::distill(&options).unwrap_err().to_string();
+    let e = passes::distill::text::distill(&options)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("not a text-classify manifest"), "{e}");
     assert!(!dir.path().join("student.model.toml").exists());
 }

@@ -2,17 +2,15 @@
 //! real PP-OCRv4 detector learns (held-out loss falls), an interrupted run resumes where it
 //! stopped, and the written package loads in the agent.
 
-use edgemass_compress::distill_detect::{Options, distill};
-use edgemass_compress::downscale::downscale_package;
-use edgemass_compress::prune_conv::{Plan, prune_package};
-use edgemass_compress::render_text::{self, DEJAVU_CORE};
+use edgemass_compress::data::render_text::{self, DEJAVU_CORE};
+use edgemass_compress::passes::distill::detect::{Options, distill};
+use edgemass_compress::passes::downscale::downscale_package;
+use edgemass_compress::passes::prune::conv::{Plan, prune_package};
 
-mod common;
-
-use common::{cached, text_detector};
+use crate::common::{cached, text_detector};
 
 fn render(dir: &std::path::Path, photos: &str, count: usize, seed: u64) {
-    let headlines = edgemass_compress::text_data::guardian_headlines(&cached(
+    let headlines = edgemass_compress::data::corpus::guardian_headlines(&cached(
         "data/guardian_headlines.csv.bz2",
     ))
     .unwrap();

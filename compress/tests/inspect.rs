@@ -3,12 +3,10 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use edgemass_compress::graph::Graph;
-use edgemass_compress::inspect::{InputShape, InspectError, Macs, inspect};
+use edgemass_compress::onnx::graph::Graph;
+use edgemass_compress::onnx::inspect::{InputShape, InspectError, Macs, inspect};
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 /// Runs `edgemass-compress inspect` with `args`.
 fn run(args: &[&str], model: &Path) -> Output {
@@ -39,8 +37,8 @@ fn assert_close(got: u64, expected: f64, what: &str) {
 
 #[test]
 fn yolov8n_summary_counts_its_convolutions_and_weights() {
-    let graph = edgemass_compress::graph::Graph::load(&cached("nudenet/320n.onnx")).unwrap();
-    let summary = edgemass_compress::inspect::summarize(&graph);
+    let graph = edgemass_compress::onnx::graph::Graph::load(&cached("nudenet/320n.onnx")).unwrap();
+    let summary = edgemass_compress::onnx::inspect::summarize(&graph);
     assert_eq!(summary.bytes, 12_150_158);
     assert_eq!(summary.ops["Conv"], 64);
     // YOLOv8n has about 3.0 M parameters; the file stores them as f32.
@@ -168,7 +166,7 @@ fn minilm_l6_at_64_tokens_counts_its_matmuls_in_text_and_json() {
     assert_eq!(nodes[0]["macs"].as_u64(), Some(64 * 384 * 1536));
     assert!(report["macs_error"].is_null());
     assert_eq!(
-        edgemass_compress::inspect::text_macs(&Graph::load(&onnx).unwrap(), 64),
+        edgemass_compress::onnx::inspect::text_macs(&Graph::load(&onnx).unwrap(), 64),
         Some(total)
     );
 

@@ -3,18 +3,16 @@
 
 use candle_core::{Device, Tensor as CandleTensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use edgemass_compress::downscale::downscale;
-use edgemass_compress::graph::Graph;
-use edgemass_compress::inspect::InputShape;
-use edgemass_compress::onnx_candle::{CandleGraph, CandleGraphError};
-use edgemass_compress::prune_conv::{Plan, prune};
-use edgemass_compress::quantize::run;
+use edgemass_compress::onnx::candle::{CandleGraph, CandleGraphError};
+use edgemass_compress::onnx::graph::Graph;
+use edgemass_compress::onnx::inspect::InputShape;
+use edgemass_compress::passes::downscale::downscale;
+use edgemass_compress::passes::prune::conv::{Plan, prune};
+use edgemass_compress::passes::quantize::run;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 const SIDE: usize = 128;
 

@@ -3,12 +3,10 @@
 //! runs in tract with the right shapes.
 
 use edgemass_compress::bert::{self, BertConfig, Encoder, Export, Pooling, from_onnx};
-use edgemass_compress::prune_bert::{Criterion, Plan, prune};
+use edgemass_compress::passes::prune::bert::{Criterion, Plan, prune};
 use tract_onnx::prelude::*;
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 fn minilm() -> Encoder {
     let config = BertConfig::from_path(&cached("minilm-l6/config.json")).unwrap();

@@ -6,17 +6,15 @@
 use std::collections::HashMap;
 use std::process::Command;
 
-use edgemass_compress::downscale::downscale;
-use edgemass_compress::graph::{Graph, constants_to_initializers, f32_data, f32_tensor};
-use edgemass_compress::inspect::{InputShape, inspect};
-use edgemass_compress::prune_conv::{Channels, Plan, prune};
-use edgemass_compress::quantize::run;
+use edgemass_compress::onnx::graph::{Graph, constants_to_initializers, f32_data, f32_tensor};
+use edgemass_compress::onnx::inspect::{InputShape, inspect};
+use edgemass_compress::passes::downscale::downscale;
+use edgemass_compress::passes::prune::conv::{Channels, Plan, prune};
+use edgemass_compress::passes::quantize::run;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 const DBNET: &str = "ppocr/ch_PP-OCRv4_det_infer.onnx";
 const YOLO: &str = "nudenet/320n.onnx";

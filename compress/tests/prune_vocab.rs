@@ -1,13 +1,12 @@
 //! Vocabulary pruning on a real teacher: texts the vocabulary was chosen from score exactly as
 //! before, unseen texts still tokenize and mostly keep their class, and the file shrinks.
 
-use edgemass_compress::prune_vocab::prune_vocabulary;
-use edgemass_compress::text_data::{self, Limits};
-use edgemass_compress::text_package::TextPackage;
+use edgemass_compress::data;
+use edgemass_compress::data::corpus::Limits;
+use edgemass_compress::package::text::TextPackage;
+use edgemass_compress::passes::prune::vocab::prune_vocabulary;
 
-mod common;
-
-use common::{cached, small_teacher};
+use crate::common::{cached, small_teacher};
 
 #[test]
 fn pruned_vocabulary_keeps_seen_texts_exact_and_unseen_texts_close() {
@@ -18,7 +17,7 @@ fn pruned_vocabulary_keeps_seen_texts_exact_and_unseen_texts_close() {
         unlabelled: Some(500),
         test: Some(300),
     };
-    let corpus = text_data::corpus(
+    let corpus = data::corpus::corpus(
         &cached("data/rotten_tomatoes_corpus_full.csv.bz2"),
         Some(&cached("data/guardian_headlines.csv.bz2")),
         42,

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use edgemass_compress::bert::{self, Export, Pooling};
-use edgemass_compress::onnx_build::{Dim, GraphBuilder};
-use edgemass_compress::quantize::{
+use edgemass_compress::onnx::build::{Dim, GraphBuilder};
+use edgemass_compress::passes::quantize::{
     self, Mode, Options, OutputCheck, QuantizeError, SampleSpec, SkipReason,
 };
 use prost::Message;
@@ -16,9 +16,7 @@ use tokenizers::{PaddingParams, Tokenizer};
 use tract_onnx::pb::{ModelProto, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 /// all-MiniLM-L6-v2 as `import bert` writes it (mean pooling, L2-normalised), built once per run.
 fn minilm() -> &'static ModelProto {
@@ -448,6 +446,6 @@ fn quantize_command_writes_only_checked_models() {
     ] {
         assert!(stdout.contains(part), "{stdout}");
     }
-    let written = edgemass_compress::graph::Graph::load(&out).unwrap();
+    let written = edgemass_compress::onnx::graph::Graph::load(&out).unwrap();
     assert_eq!(count_ops(&written.proto, "MatMulInteger"), 2);
 }

@@ -4,15 +4,13 @@
 
 use std::path::PathBuf;
 
-use edgemass_compress::graph::Graph;
-use edgemass_compress::quantize::calibrate::Method;
-use edgemass_compress::quantize::run;
-use edgemass_compress::quantize_detect::{Options, QuantizeDetectError, quantize_package};
+use edgemass_compress::onnx::graph::Graph;
+use edgemass_compress::passes::quantize::calibrate::Method;
+use edgemass_compress::passes::quantize::detect::{Options, QuantizeDetectError, quantize_package};
+use edgemass_compress::passes::quantize::run;
 use tract_onnx::prelude::Tensor;
 
-mod common;
-
-use common::{cached, text_detector};
+use crate::common::{cached, text_detector};
 
 fn photos(n: usize) -> Vec<PathBuf> {
     ["photos/bus.jpg", "photos/zidane.jpg", "photos/coffee.png"]

@@ -3,11 +3,10 @@
 
 use std::path::Path;
 
-use edgemass_compress::recipe::{self, Recipe};
+use edgemass_compress::recipe;
+use edgemass_compress::recipe::text::Recipe;
 
-mod common;
-
-use common::{cached, small_teacher};
+use crate::common::{cached, small_teacher};
 
 fn recipe_text(teacher: &Path) -> String {
     format!(
@@ -56,7 +55,7 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
     let recipe = Recipe::load(&path).unwrap();
     let cache = cached("data").parent().unwrap().to_owned();
     let out = dir.path().join("out");
-    let outcome = recipe::run(&recipe, &cache, &out, true, false).unwrap();
+    let outcome = recipe::text::run(&recipe, &cache, &out, true, false).unwrap();
 
     let names: Vec<&str> = outcome.steps.iter().map(|s| s.name).collect();
     assert_eq!(
@@ -152,7 +151,8 @@ onnxruntime = false
     std::fs::write(&measure_only, text).unwrap();
     let before = std::fs::read(student).unwrap();
     let recipe = Recipe::load(&measure_only).unwrap();
-    let alone = recipe::run(&recipe, &cache, &dir.path().join("measure"), true, false).unwrap();
+    let alone =
+        recipe::text::run(&recipe, &cache, &dir.path().join("measure"), true, false).unwrap();
     assert_eq!(alone.steps.len(), 1);
     assert_eq!(alone.steps[0].measured.accuracy, m[4].accuracy);
     assert_eq!(std::fs::read(student).unwrap(), before);
@@ -184,7 +184,7 @@ fn bad_recipes_are_refused_with_the_reason() {
     }
     std::fs::write(&path, &text).unwrap();
     let recipe = Recipe::load(&path).unwrap();
-    let e = recipe::run(&recipe, dir.path(), &dir.path().join("out"), true, false)
+    let e = recipe::text::run(&recipe, dir.path(), &dir.path().join("out"), true, false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("missing.model.toml"), "{e}");
@@ -197,7 +197,7 @@ fn the_shipped_text_recipes_load() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        if edgemass_compress::recipe_detect::is_detect(&text) {
+        if edgemass_compress::recipe::detect::is_detect(&text) {
             continue;
         }
         let recipe = Recipe::load(&path).unwrap_or_else(|e| panic!("{e}"));

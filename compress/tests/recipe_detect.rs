@@ -2,11 +2,9 @@
 //! rendered, every step is written, measured and reported, and the student's manifest records
 //! where it came from.
 
-use edgemass_compress::recipe_detect::{DetectRecipe, run};
+use edgemass_compress::recipe::detect::{DetectRecipe, run};
 
-mod common;
-
-use common::{cached, text_detector};
+use crate::common::{cached, text_detector};
 
 #[test]
 fn detection_recipe_writes_every_step_and_the_report() {

@@ -5,12 +5,11 @@
 
 use std::path::PathBuf;
 
-use edgemass_compress::text_data::SENTIMENT_LABELS;
-use edgemass_compress::train_text::{self, Mode, Options};
+use edgemass_compress::data::corpus::SENTIMENT_LABELS;
+use edgemass_compress::train;
+use edgemass_compress::train::text::{Mode, Options};
 
-mod common;
-
-use common::cached;
+use crate::common::cached;
 
 fn options(out: &std::path::Path) -> Options {
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
@@ -23,7 +22,7 @@ fn frozen_encoder_head_learns_sentiment_and_tract_agrees() {
     let mut options = options(dir.path());
     options.train_limit = Some(1500);
     options.test_limit = Some(400);
-    let report = train_text::train(&options).unwrap();
+    let report = train::text::train(&options).unwrap();
     eprintln!("{report:?}");
     // Measured here: 74.5 % on these 400 after 1,500 training examples (77.9 % on all 2,562 held
     // out after all 10,246).
@@ -43,7 +42,7 @@ fn frozen_encoder_head_learns_sentiment_and_tract_agrees() {
         "{manifest}"
     );
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
-    let tract = edgemass_compress::eval_text::evaluate(&report.manifest, &data, 42, Some(400))
+    let tract = edgemass_compress::eval::text::evaluate(&report.manifest, &data, 42, Some(400))
         .unwrap()
         .accuracy;
     assert!(
@@ -56,9 +55,9 @@ fn frozen_encoder_head_learns_sentiment_and_tract_agrees() {
     // commoner label there (251 of the 400 are negative).
     let amazon = cached("data/vader/amazonReviewSnippets_GroundTruth.txt");
     let other =
-        edgemass_compress::eval_text::evaluate(&report.manifest, &amazon, 42, Some(400)).unwrap();
+        edgemass_compress::eval::text::evaluate(&report.manifest, &amazon, 42, Some(400)).unwrap();
     eprintln!("Amazon review snippets: {other:?}");
-    let rated = edgemass_compress::text_data::rated(&amazon).unwrap();
+    let rated = edgemass_compress::data::corpus::rated(&amazon).unwrap();
     let positive = rated[..400].iter().filter(|e| e.label == 1).count();
     let majority = positive.max(400 - positive) as f64 / 400.0;
     assert_eq!(other.examples, 400);
@@ -81,7 +80,7 @@ fn fine_tuning_lowers_the_training_loss() {
     // Without dropout the run is repeatable; with it, 96 examples gave epoch losses that rose as
     // often as they fell.
     options.dropout = 0.0;
-    let report = train_text::train(&options).unwrap();
+    let report = train::text::train(&options).unwrap();
     assert!(
         report.loss.1 < report.loss.0,
         "epoch losses {:?}",
@@ -95,7 +94,7 @@ fn missing_data_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut options = options(dir.path());
     options.data = dir.path().join("nope.csv.bz2");
-    let e = train_text::train(&options).unwrap_err();
+    let e = train::text::train(&options).unwrap_err();
     assert!(e.to_string().contains("nope.csv.bz2"), "{e}");
     assert!(!dir.path().join("model.onnx").exists());
 }
@@ -105,7 +104,7 @@ fn evaluating_a_vision_manifest_is_refused() {
     let manifest =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/blazeface-256.model.toml");
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
-    let e = edgemass_compress::eval_text::evaluate(&manifest, &data, 42, Some(10)).unwrap_err();
+    let e = edgemass_compress::eval::text::evaluate(&manifest, &data, 42, Some(10)).unwrap_err();
     assert!(
         e.to_string().contains("not a text-classify manifest"),
         "{e}"
@@ -121,9 +120,9 @@ fn the_shipped_student_scores_what_its_provenance_says() {
     let metric = |key: &str| table["provenance"]["metrics"][key].as_float().unwrap();
     // All 2,562 held-out Rotten Tomatoes reviews, then all clearly rated Amazon review snippets.
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
-    let held_out = edgemass_compress::eval_text::evaluate(&manifest, &data, 42, None).unwrap();
+    let held_out = edgemass_compress::eval::text::evaluate(&manifest, &data, 42, None).unwrap();
     let amazon = cached("data/vader/amazonReviewSnippets_GroundTruth.txt");
-    let other = edgemass_compress::eval_text::evaluate(&manifest, &amazon, 42, None).unwrap();
+    let other = edgemass_compress::eval::text::evaluate(&manifest, &amazon, 42, None).unwrap();
     eprintln!("held out {held_out:?}, Amazon {other:?}");
     assert_eq!(held_out.examples, metric("test_examples") as usize);
     // Batches padded differently may move a borderline text or two.

@@ -5,7 +5,7 @@ use tract_onnx::pb::{ModelProto, tensor_proto::DataType};
 
 use super::config::Activation;
 use super::weights::{Encoder, Linear, Norm, Param};
-use crate::onnx_build::{Attr, Dim, GraphBuilder};
+use crate::onnx::build::{Attr, Dim, GraphBuilder};
 
 /// How token vectors become one sentence vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

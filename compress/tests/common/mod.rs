@@ -1,5 +1,6 @@
 //! Paths into the model cache filled by `models/fetch.py`, shared by the compress tests.
 
+use edgemass_compress::train;
 use std::path::PathBuf;
 
 /// A file in the model cache (`$EDGEMASS_MODEL_CACHE` or `models/cache`); fails the test with the
@@ -19,20 +20,17 @@ pub fn cached(path: &str) -> PathBuf {
 
 /// A small sentiment teacher: MiniLM-L6 frozen, a linear head trained on 400 reviews, packaged in
 /// `dir/teacher`. Returns its manifest. (Not every test file uses it.)
-#[allow(dead_code)]
 pub fn small_teacher(dir: &std::path::Path) -> PathBuf {
-    use edgemass_compress::train_text;
     let data = cached("data/rotten_tomatoes_corpus_full.csv.bz2");
-    let mut options = train_text::Options::new(&cached("minilm-l6"), &data, &dir.join("teacher"));
+    let mut options = train::text::Options::new(&cached("minilm-l6"), &data, &dir.join("teacher"));
     options.name = "teacher".into();
     options.train_limit = Some(400);
     options.test_limit = Some(50);
-    train_text::train(&options).unwrap().manifest
+    train::text::train(&options).unwrap().manifest
 }
 
 /// The PP-OCRv4 text detector's manifest at a `side`×`side` input, written into `dir`. Returns
 /// its path. (Not every test file uses it.)
-#[allow(dead_code)]
 pub fn text_detector(dir: &std::path::Path, side: u32) -> PathBuf {
     let model = cached("ppocr/ch_PP-OCRv4_det_infer.onnx");
     let manifest = std::fs::read_to_string(concat!(

@@ -278,7 +278,7 @@ fn onnx_datatype(value: &pb::ValueInfoProto) -> Result<DataType, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgemass_compress::onnx_build::{Dim, value_info};
+    use edgemass_compress::onnx::build::{Dim, value_info};
 
     fn value(name: &str, dims: &[Option<i64>]) -> pb::ValueInfoProto {
         let dims: Vec<Dim> = dims

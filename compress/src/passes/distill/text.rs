@@ -1,0 +1,777 @@
+//! Knowledge distillation of a text student from its teacher, trained with candle.
+//!
+//! The teacher runs in tract once over the training texts (Rotten Tomatoes' training split, with
+//! labels, plus unlabelled Guardian headlines); its logits are cached on disk as JSON lines beside
+//! the texts, which the student tokenizes itself (its vocabulary may be pruned). Training streams
+//! that file in chunks, so the data set never has to fit in memory, and minimises `T²·KL(teacher/T ‖ student/T) + α·cross-entropy` (the task term only on
+//! labelled rows) `+ β·MSE(student pooled vector, teacher pooled vector)` when asked: the pooled
+//! vector the head reads carries far more of what the teacher knows than its two logits. More
+//! texts for the teacher to label can be made from the training reviews (`augment`).
+//! Checkpoints let an interrupted run resume at the step it reached; the optimiser's
+//! moments restart from zero on resume.
+
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{D, Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+
+use crate::bert::net::{self, Net};
+use crate::data;
+use crate::data::corpus::DataError;
+use crate::package::text::{PackageError, TextPackage};
+
+/// Errors of the distillation pass.
+#[derive(Debug, thiserror::Error)]
+pub enum DistillError {
+    /// Options that cannot work.
+    #[error("distill: {0}")]
+    Options(String),
+    /// A package could not be read or written.
+    #[error(transparent)]
+    Package(#[from] PackageError),
+    /// A data set could not be read.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A cache or checkpoint file could not be used.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// candle failed while training.
+    #[error("training failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// What to distill and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The teacher's manifest.
+    pub teacher: PathBuf,
+    /// The student's manifest (same tokenizer and labels; usually a pruned teacher).
+    pub student: PathBuf,
+    /// `rotten_tomatoes_corpus_full.csv.bz2`: the training split gives labelled texts, the
+    /// held-out split measures the loss.
+    pub data: PathBuf,
+    /// `guardian_headlines.csv.bz2`: unlabelled texts the teacher labels.
+    pub unlabelled: Option<PathBuf>,
+    /// Package directory to write.
+    pub out: PathBuf,
+    /// Package name.
+    pub name: String,
+    /// Directory for the teacher-logit cache and checkpoints.
+    pub work: PathBuf,
+    /// Passes over the training data.
+    pub epochs: usize,
+    /// Texts per step.
+    pub batch_size: usize,
+    /// Peak learning rate (linear warm-up, then linear decay).
+    pub learning_rate: f64,
+    /// Softening temperature `T`.
+    pub temperature: f64,
+    /// Weight `α` of the cross-entropy on labelled rows.
+    pub alpha: f64,
+    /// Seed of the split and the shuffles (the split matches `train-text` with the same seed).
+    pub seed: u64,
+    /// Variants of every labelled training text (words dropped, swapped, cut to a span; see
+    /// [`crate::data::augment`]) added as unlabelled texts for the teacher to label (0: none).
+    pub augment: usize,
+    /// `roget.csv.bz2`: lets the variants swap words for others of their thesaurus category
+    /// ([`crate::data::thesaurus`]); without it they only drop, draw and cut.
+    pub thesaurus: Option<PathBuf>,
+    /// Weight `β` of the mean squared error between the student's and the teacher's pooled
+    /// vectors (0: logits only). The student's hidden size must be the teacher's.
+    pub hidden_weight: f64,
+    /// Use only the first N labelled training texts.
+    pub train_limit: Option<usize>,
+    /// Use only the first N unlabelled texts.
+    pub unlabelled_limit: Option<usize>,
+    /// Measure on only the first N held-out texts.
+    pub test_limit: Option<usize>,
+    /// Steps between checkpoints (0: none).
+    pub checkpoint_every: usize,
+    /// Continue from the checkpoint in `work` when there is one.
+    pub resume: bool,
+    /// Stop after this many steps in total, leaving a checkpoint to resume from (for runs split
+    /// across sessions).
+    pub stop_after: Option<usize>,
+    /// Draw progress bars.
+    pub progress: bool,
+}
+
+impl Options {
+    /// The thesaurus the variants swap words from: none without variants.
+    fn swaps(&self) -> Option<&Path> {
+        self.thesaurus.as_deref().filter(|_| self.augment > 0)
+    }
+
+    /// Defaults for distilling `student` from `teacher` on `data` into `out`.
+    pub fn new(teacher: &Path, student: &Path, data: &Path, out: &Path) -> Options {
+        Options {
+            teacher: teacher.to_owned(),
+            student: student.to_owned(),
+            data: data.to_owned(),
+            unlabelled: None,
+            out: out.to_owned(),
+            name: "student".into(),
+            work: out.join("work"),
+            epochs: 3,
+            batch_size: 32,
+            learning_rate: 1e-4,
+            temperature: 2.0,
+            alpha: 0.5,
+            augment: 0,
+            thesaurus: None,
+            hidden_weight: 0.0,
+            seed: 42,
+            train_limit: None,
+            unlabelled_limit: None,
+            test_limit: None,
+            checkpoint_every: 200,
+            resume: true,
+            stop_after: None,
+            progress: false,
+        }
+    }
+}
+
+impl Options {
+    /// The data selection as corpus limits.
+    pub fn limits(&self) -> data::corpus::Limits {
+        data::corpus::Limits {
+            train: self.train_limit,
+            unlabelled: self.unlabelled_limit,
+            test: self.test_limit,
+        }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Training texts (labelled + unlabelled).
+    pub examples: usize,
+    /// Of which labelled.
+    pub labelled: usize,
+    /// Held-out texts measured.
+    pub held_out: usize,
+    /// Held-out distillation loss before and after training.
+    pub held_out_loss: (f64, f64),
+    /// Held-out accuracy (candle) before and after training.
+    pub accuracy: (f64, f64),
+    /// Agreement with the teacher's top class on the held-out texts after training.
+    pub agreement: f64,
+    /// Optimiser steps run in this invocation.
+    pub steps: usize,
+    /// Step the run resumed from, if it did.
+    pub resumed_from: Option<usize>,
+    /// Wall time.
+    pub seconds: f64,
+    /// The written manifest; `None` when the run stopped early at `stop_after`.
+    pub manifest: Option<PathBuf>,
+}
+
+/// One line of the teacher cache: the text, its label when known, the teacher's logits and, for
+/// hidden-state distillation, its pooled vector. Texts, not ids, are cached because the student
+/// may have a pruned vocabulary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Cached {
+    text: String,
+    label: Option<u32>,
+    logits: Vec<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pooled: Option<Vec<f32>>,
+}
+
+/// A cached row tokenized for the student.
+#[derive(Debug, Clone)]
+struct Row {
+    ids: Vec<u32>,
+    label: Option<u32>,
+    logits: Vec<f32>,
+    pooled: Option<Vec<f32>>,
+}
+
+/// Tokenizes cached rows with the student's tokenizer.
+fn tokenized(student: &TextPackage, cached: Vec<Cached>) -> Result<Vec<Row>, DistillError> {
+    let texts: Vec<&str> = cached.iter().map(|c| c.text.as_str()).collect();
+    let ids = student.tokenize(&texts)?;
+    Ok(cached
+        .into_iter()
+        .zip(ids)
+        .map(|(c, ids)| Row {
+            ids,
+            label: c.label,
+            logits: c.logits,
+            pooled: c.pooled,
+        })
+        .collect())
+}
+
+#[derive(Serialize, Deserialize)]
+struct Checkpoint {
+    step: usize,
+    teacher: String,
+    student: String,
+}
+
+/// Rows trained on between shuffles; the cache is streamed in pieces this large.
+const CHUNK_BATCHES: usize = 32;
+
+/// Distills the student into a new package.
+pub fn distill(options: &Options) -> Result<Report, DistillError> {
+    let started = Instant::now();
+    if options.epochs == 0 || options.batch_size == 0 || options.temperature <= 0.0 {
+        return Err(DistillError::Options(
+            "epochs and batch size must be at least 1, the temperature above 0".into(),
+        ));
+    }
+    if !(options.hidden_weight >= 0.0 && options.hidden_weight.is_finite()) {
+        return Err(DistillError::Options(format!(
+            "the hidden-state weight must be 0 or more, not {}",
+            options.hidden_weight
+        )));
+    }
+    let device = Device::Cpu;
+    let teacher = TextPackage::open(&options.teacher)?;
+    let student = TextPackage::open(&options.student)?;
+    if teacher.labels != student.labels {
+        return Err(DistillError::Options(format!(
+            "teacher labels {:?} differ from student labels {:?}",
+            teacher.labels, student.labels
+        )));
+    }
+    let model = student.encoder()?;
+    let head = head(&model, &student)?.clone();
+    // The teacher's encoder, read only for hidden-state distillation: its graph gives the pooled
+    // vectors.
+    let teacher_encoder = if options.hidden_weight > 0.0 {
+        Some(teacher.encoder()?)
+    } else {
+        None
+    };
+    if let Some(imported) = &teacher_encoder {
+        let (theirs, ours) = (
+            imported.encoder.config.hidden_size,
+            model.encoder.config.hidden_size,
+        );
+        if theirs != ours {
+            return Err(DistillError::Options(format!(
+                "hidden-state distillation needs the student's hidden size ({ours}) to be the \
+                 teacher's ({theirs}); set the hidden-state weight to 0"
+            )));
+        }
+    }
+    std::fs::create_dir_all(&options.work).map_err(|e| file_error(&options.work, e))?;
+
+    let (train_file, test_file) = teacher_cache(options, &teacher, teacher_encoder.as_ref())?;
+    let examples = count_rows(&train_file)?;
+    let test_rows = tokenized(&student, read_rows(&test_file)?)?;
+    let labelled = examples.1;
+    let examples = examples.0;
+
+    let net = Net::new(&model.encoder, &head, model.pooling, &device)?;
+    let before = held_out(&net, &test_rows, options, &device)?;
+
+    let checkpoint_path = options.work.join("checkpoint.safetensors");
+    let state_path = options.work.join("checkpoint.json");
+    let mut start = 0;
+    if options.resume && state_path.is_file() {
+        let text = std::fs::read_to_string(&state_path).map_err(|e| file_error(&state_path, e))?;
+        let state: Checkpoint = serde_json::from_str(&text).map_err(|e| DistillError::File {
+            path: state_path.clone(),
+            reason: e.to_string(),
+        })?;
+        if state.teacher == teacher.sha256 && state.student == student.sha256 {
+            net.load(&checkpoint_path)?;
+            start = state.step;
+        }
+    }
+
+    let report = |now: &Measured, steps: usize, manifest: Option<PathBuf>| Report {
+        examples,
+        labelled,
+        held_out: test_rows.len(),
+        held_out_loss: (before.loss, now.loss),
+        accuracy: (before.accuracy, now.accuracy),
+        agreement: now.agreement,
+        steps,
+        resumed_from: (start > 0).then_some(start),
+        seconds: started.elapsed().as_secs_f64(),
+        manifest,
+    };
+    let batches_per_epoch = {
+        let chunk = options.batch_size * CHUNK_BATCHES;
+        (examples / chunk) * CHUNK_BATCHES + (examples % chunk).div_ceil(options.batch_size)
+    };
+    let total = batches_per_epoch * options.epochs;
+    let warmup = (total / 10).max(1);
+    let mut optimizer = AdamW::new(
+        net.trainable(false),
+        ParamsAdamW {
+            lr: options.learning_rate,
+            weight_decay: 0.01,
+            ..Default::default()
+        },
+    )?;
+    let bar = crate::progress_bar(options.progress, total as u64, "distilling");
+    bar.set_position(start.min(total) as u64);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let mut step = 0;
+    for _ in 0..options.epochs {
+        let mut stream = RowStream::open(&train_file)?;
+        while let Some(chunk) = stream.next_chunk(options.batch_size * CHUNK_BATCHES)? {
+            let mut chunk = tokenized(&student, chunk)?;
+            chunk.shuffle(&mut rng);
+            let mut batches: Vec<Vec<Row>> = {
+                chunk.sort_by_key(|r| r.ids.len());
+                chunk
+                    .chunks(options.batch_size)
+                    .map(<[Row]>::to_vec)
+                    .collect()
+            };
+            batches.shuffle(&mut rng);
+            for rows in &batches {
+                step += 1;
+                if step <= start {
+                    continue;
+                }
+                let lr = if step <= warmup {
+                    options.learning_rate * step as f64 / warmup as f64
+                } else {
+                    options.learning_rate * (total + 1 - step) as f64 / (total + 1 - warmup) as f64
+                };
+                optimizer.set_learning_rate(lr);
+                let batch = tensors(rows, &device)?;
+                let pooled = net.embed(&batch.inputs, true)?;
+                let loss = loss(&net.logits(&pooled)?, &pooled, &batch, options)?;
+                optimizer.backward_step(&loss)?;
+                bar.set_message(format!("loss {:.4}", loss.to_scalar::<f32>()?));
+                bar.inc(1);
+                let stop = options.stop_after == Some(step);
+                if stop || (options.checkpoint_every > 0 && step % options.checkpoint_every == 0) {
+                    save_checkpoint(
+                        &net,
+                        step,
+                        &teacher,
+                        &student,
+                        &checkpoint_path,
+                        &state_path,
+                    )?;
+                }
+                if stop {
+                    bar.finish_and_clear();
+                    let now = held_out(&net, &test_rows, options, &device)?;
+                    return Ok(report(&now, step - start, None));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let after = held_out(&net, &test_rows, options, &device)?;
+
+    let (mut encoder, mut head) = (model.encoder.clone(), head);
+    net.write_back(&mut encoder, &mut head)?;
+    let mut provenance = student.derived_provenance(format!(
+        "distill: {} epochs over {examples} texts ({labelled} labelled, {} variants each{}), T {}, \
+         alpha {}, hidden-state weight {}, lr {}, batch {}",
+        options.epochs,
+        options.augment,
+        if options.swaps().is_some() {
+            " with thesaurus swaps"
+        } else {
+            ""
+        },
+        options.temperature,
+        options.alpha,
+        options.hidden_weight,
+        options.learning_rate,
+        options.batch_size
+    ));
+    provenance.teacher_sha256 = Some(teacher.sha256.clone());
+    provenance
+        .metrics
+        .insert("held_out_accuracy_candle".into(), after.accuracy);
+    provenance
+        .metrics
+        .insert("teacher_agreement".into(), after.agreement);
+    let c = &encoder.config;
+    let manifest = student.write_derived(
+        &options.out,
+        &options.name,
+        format!(
+            "{} layers, {} heads, FFN {}, distilled from {}",
+            c.num_layers,
+            c.num_heads,
+            c.intermediate_size,
+            options.teacher.display()
+        ),
+        &crate::bert::onnx::classifier(&encoder, model.pooling, &head),
+        provenance,
+    )?;
+    for done in [&checkpoint_path, &state_path] {
+        if done.exists() {
+            std::fs::remove_file(done).map_err(|e| file_error(done, e))?;
+        }
+    }
+    Ok(report(&after, step.saturating_sub(start), Some(manifest)))
+}
+
+/// The classification head of a package's encoder.
+fn head<'a>(
+    imported: &'a crate::bert::from_onnx::Imported,
+    package: &TextPackage,
+) -> Result<&'a crate::bert::weights::Linear, DistillError> {
+    imported.head.as_ref().ok_or_else(|| {
+        DistillError::Options(format!(
+            "{} has no classification head",
+            package.model.display()
+        ))
+    })
+}
+
+/// The distillation loss of a batch, given the student's logits and pooled vectors.
+fn loss(
+    logits: &Tensor,
+    pooled: &Tensor,
+    batch: &BatchTensors,
+    options: &Options,
+) -> candle_core::Result<Tensor> {
+    let t = options.temperature;
+    let student_log = candle_nn::ops::log_softmax(&(logits / t)?, D::Minus1)?;
+    let teacher_log = candle_nn::ops::log_softmax(&(&batch.teacher / t)?, D::Minus1)?;
+    let kl = (teacher_log.exp()? * (teacher_log - student_log)?)?
+        .sum(D::Minus1)?
+        .mean_all()?;
+    let mut total = (kl * (t * t))?;
+    // Caches carry pooled vectors only when distillation asks for them (their names say so).
+    if let Some(theirs) = &batch.pooled {
+        let mse = (pooled - theirs)?.sqr()?.mean_all()?;
+        total = (total + (mse * options.hidden_weight)?)?;
+    }
+    let labelled = batch.mask.sum_all()?.to_scalar::<f32>()?;
+    if options.alpha == 0.0 || labelled == 0.0 {
+        return Ok(total);
+    }
+    let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let picked = log_probs
+        .gather(&batch.labels.unsqueeze(1)?, 1)?
+        .squeeze(1)?;
+    let ce = ((picked * &batch.mask)?.sum_all()? * (-1.0 / f64::from(labelled)))?;
+    total + (ce * options.alpha)?
+}
+
+/// A batch of rows as tensors: the student's inputs and what the teacher said.
+struct BatchTensors {
+    inputs: net::Batch,
+    /// Teacher logits `[batch, classes]`.
+    teacher: Tensor,
+    /// Teacher pooled vectors `[batch, hidden]`, when every row has one.
+    pooled: Option<Tensor>,
+    /// Labels (0 where unknown) and the mask of labelled rows.
+    labels: Tensor,
+    mask: Tensor,
+}
+
+fn tensors(rows: &[Row], device: &Device) -> candle_core::Result<BatchTensors> {
+    let len = rows.iter().map(|r| r.ids.len()).max().unwrap_or(0);
+    let padded = |f: &dyn Fn(u32) -> u32| -> Vec<Vec<u32>> {
+        rows.iter()
+            .map(|r| {
+                let mut v: Vec<u32> = r.ids.iter().map(|&x| f(x)).collect();
+                v.resize(len, 0);
+                v
+            })
+            .collect()
+    };
+    let inputs = net::batch(
+        &padded(&|x| x),
+        &padded(&|_| 1),
+        &vec![vec![0; len]; rows.len()],
+        device,
+    )?;
+    let classes = rows.first().map_or(0, |r| r.logits.len());
+    let teacher = Tensor::from_vec(
+        rows.iter()
+            .flat_map(|r| r.logits.clone())
+            .collect::<Vec<_>>(),
+        (rows.len(), classes),
+        device,
+    )?;
+    let labels: Vec<u32> = rows.iter().map(|r| r.label.unwrap_or(0)).collect();
+    let mask: Vec<f32> = rows
+        .iter()
+        .map(|r| f32::from(u8::from(r.label.is_some())))
+        .collect();
+    let pooled = rows
+        .iter()
+        .map(|r| r.pooled.as_deref())
+        .collect::<Option<Vec<_>>>()
+        .map(|vectors| {
+            let width = vectors.first().map_or(0, |v| v.len());
+            Tensor::from_vec(vectors.concat(), (rows.len(), width), device)
+        })
+        .transpose()?;
+    Ok(BatchTensors {
+        inputs,
+        teacher,
+        pooled,
+        labels: Tensor::new(labels.as_slice(), device)?,
+        mask: Tensor::new(mask.as_slice(), device)?,
+    })
+}
+
+struct Measured {
+    loss: f64,
+    accuracy: f64,
+    agreement: f64,
+}
+
+fn held_out(
+    net: &Net,
+    rows: &[Row],
+    options: &Options,
+    device: &Device,
+) -> Result<Measured, DistillError> {
+    let (mut loss_sum, mut right, mut agree) = (0.0, 0, 0);
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_by_key(|&i| rows[i].ids.len());
+    let batches: Vec<Vec<Row>> = order
+        .chunks(64)
+        .map(|c| c.iter().map(|&i| rows[i].clone()).collect())
+        .collect();
+    for chunk in &batches {
+        let batch = tensors(chunk, device)?;
+        let pooled = net.embed(&batch.inputs, false)?;
+        let logits = net.logits(&pooled)?;
+        loss_sum += f64::from(loss(&logits, &pooled, &batch, options)?.to_scalar::<f32>()?)
+            * chunk.len() as f64;
+        let predicted = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let taught = batch.teacher.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        for ((p, t), row) in predicted.iter().zip(&taught).zip(chunk) {
+            right += usize::from(Some(*p) == row.label);
+            agree += usize::from(p == t);
+        }
+    }
+    let n = rows.len().max(1) as f64;
+    Ok(Measured {
+        loss: loss_sum / n,
+        accuracy: right as f64 / n,
+        agreement: agree as f64 / n,
+    })
+}
+
+/// The teacher-logit caches for the training texts and the held-out texts, made when missing.
+/// Their names carry the teacher's hash and the data selection, so a changed teacher or limit
+/// makes new files instead of reusing stale ones. With the teacher's `encoder` the rows also carry
+/// its pooled vectors.
+fn teacher_cache(
+    options: &Options,
+    teacher: &TextPackage,
+    encoder: Option<&crate::bert::from_onnx::Imported>,
+) -> Result<(PathBuf, PathBuf), DistillError> {
+    let key = format!(
+        "{}-s{}-t{}-a{}{}{}-u{}-h{}",
+        &teacher.sha256[..16],
+        options.seed,
+        options.train_limit.map_or("all".into(), |n| n.to_string()),
+        options.augment,
+        if options.swaps().is_some() {
+            "-syn"
+        } else {
+            ""
+        },
+        if encoder.is_some() { "-pooled" } else { "" },
+        match &options.unlabelled {
+            None => "none".into(),
+            Some(_) => options
+                .unlabelled_limit
+                .map_or("all".into(), |n| n.to_string()),
+        },
+        options.test_limit.map_or("all".into(), |n| n.to_string()),
+    );
+    let train_file = options.work.join(format!("teacher-{key}-train.jsonl"));
+    let test_file = options.work.join(format!("teacher-{key}-test.jsonl"));
+    if train_file.is_file() && test_file.is_file() {
+        return Ok((train_file, test_file));
+    }
+    let corpus = data::corpus::corpus(
+        &options.data,
+        options.unlabelled.as_deref(),
+        options.seed,
+        options.limits(),
+    )?;
+    let test = corpus.test;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let thesaurus = options
+        .swaps()
+        .map(crate::data::thesaurus::Thesaurus::load)
+        .transpose()?;
+    let variants = {
+        let reviews: Vec<&str> = corpus.train.iter().map(|e| e.text.as_str()).collect();
+        crate::data::augment::variants(&reviews, options.augment, thesaurus.as_ref(), &mut rng)
+    };
+    let mut texts: Vec<(String, Option<u32>)> = corpus
+        .train
+        .into_iter()
+        .map(|e| (e.text, Some(e.label as u32)))
+        .chain(variants.into_iter().map(|v| (v, None)))
+        .chain(corpus.unlabelled.into_iter().map(|h| (h, None)))
+        .collect();
+    if texts.is_empty() || test.is_empty() {
+        return Err(DistillError::Options(
+            "no training or held-out texts left after the limits".into(),
+        ));
+    }
+    texts.shuffle(&mut rng);
+    let test: Vec<(String, Option<u32>)> = test
+        .into_iter()
+        .map(|e| (e.text, Some(e.label as u32)))
+        .collect();
+    let plan = if let Some(imported) = encoder {
+        let graph = crate::bert::onnx::classifier(
+            &imported.encoder,
+            imported.pooling,
+            head(imported, teacher)?,
+        );
+        teacher.plan_graph(
+            &graph,
+            &[crate::bert::onnx::LOGITS, crate::bert::onnx::POOLED],
+        )?
+    } else {
+        teacher.plan(crate::bert::onnx::LOGITS)?
+    };
+    let bar = crate::progress_bar(
+        options.progress,
+        (texts.len() + test.len()) as u64,
+        "teacher logits",
+    );
+    for (rows, path) in [(&texts, &train_file), (&test, &test_file)] {
+        write_teacher_rows(teacher, &plan, rows, path, &bar)?;
+    }
+    bar.finish_and_clear();
+    Ok((train_file, test_file))
+}
+
+fn write_teacher_rows(
+    teacher: &TextPackage,
+    plan: &crate::package::text::Plan,
+    rows: &[(String, Option<u32>)],
+    path: &Path,
+    bar: &ProgressBar,
+) -> Result<(), DistillError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| file_error(dir, e))?;
+    let mut out = BufWriter::new(file);
+    for chunk in rows.chunks(32) {
+        let texts: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
+        let mut outputs = teacher
+            .run_ids_all(plan, &teacher.tokenize(&texts)?)?
+            .into_iter();
+        let logits = outputs.next().unwrap_or_default();
+        let mut pooled = outputs.next().map(Vec::into_iter);
+        for ((text, label), logits) in chunk.iter().zip(logits) {
+            let row = Cached {
+                text: text.clone(),
+                label: *label,
+                logits,
+                pooled: pooled.as_mut().and_then(Iterator::next),
+            };
+            serde_json::to_writer(&mut out, &row).map_err(|e| DistillError::File {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?;
+            out.write_all(b"\n").map_err(|e| file_error(path, e))?;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| file_error(path, e.into_error()))?;
+    file.persist(path).map_err(|e| file_error(path, e.error))?;
+    Ok(())
+}
+
+/// Reads a cache file a chunk at a time.
+struct RowStream {
+    path: PathBuf,
+    lines: std::io::Lines<BufReader<std::fs::File>>,
+}
+
+impl RowStream {
+    fn open(path: &Path) -> Result<RowStream, DistillError> {
+        let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
+        Ok(RowStream {
+            path: path.to_owned(),
+            lines: BufReader::new(file).lines(),
+        })
+    }
+
+    fn next_chunk(&mut self, size: usize) -> Result<Option<Vec<Cached>>, DistillError> {
+        let mut rows = Vec::with_capacity(size);
+        for line in self.lines.by_ref() {
+            let line = line.map_err(|e| file_error(&self.path, e))?;
+            rows.push(serde_json::from_str(&line).map_err(|e| DistillError::File {
+                path: self.path.clone(),
+                reason: format!("corrupt cache line ({e}); delete the file to rebuild it"),
+            })?);
+            if rows.len() == size {
+                break;
+            }
+        }
+        Ok((!rows.is_empty()).then_some(rows))
+    }
+}
+
+/// `(rows, labelled rows)` of a cache file.
+fn count_rows(path: &Path) -> Result<(usize, usize), DistillError> {
+    let mut stream = RowStream::open(path)?;
+    let (mut all, mut labelled) = (0, 0);
+    while let Some(chunk) = stream.next_chunk(4096)? {
+        all += chunk.len();
+        labelled += chunk.iter().filter(|r| r.label.is_some()).count();
+    }
+    Ok((all, labelled))
+}
+
+fn read_rows(path: &Path) -> Result<Vec<Cached>, DistillError> {
+    let mut stream = RowStream::open(path)?;
+    let mut rows = Vec::new();
+    while let Some(chunk) = stream.next_chunk(4096)? {
+        rows.extend(chunk);
+    }
+    Ok(rows)
+}
+
+fn save_checkpoint(
+    net: &Net,
+    step: usize,
+    teacher: &TextPackage,
+    student: &TextPackage,
+    weights: &Path,
+    state: &Path,
+) -> Result<(), DistillError> {
+    net.save(weights)?;
+    let text = serde_json::to_string(&Checkpoint {
+        step,
+        teacher: teacher.sha256.clone(),
+        student: student.sha256.clone(),
+    })
+    .expect("plain fields");
+    crate::write_atomic(state, text.as_bytes()).map_err(|e| file_error(state, e))
+}
+
+fn file_error(path: &Path, e: std::io::Error) -> DistillError {
+    DistillError::File {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}

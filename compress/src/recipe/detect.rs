@@ -1,0 +1,459 @@
+//! `run RECIPE.toml` for a detection teacher (`task = "detect"`): render the training and test
+//! images at the teacher's input size, then downscale → prune → distill → quantize, measuring every step the same way
+//! ([`crate::eval::measure_detect`]) and writing `report.md` and `report.svg` beside the packages.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::data::render_text::{self, RenderError};
+use crate::eval::detect::{IOU, mean_average_precision, truth_of};
+use crate::eval::measure_detect::{self, MeasureDetectError, Measurement, Sets, Settings};
+use crate::passes;
+use crate::passes::distill::detect::DistillDetectError;
+use crate::passes::downscale::{DownscaleError, downscale_package};
+use crate::passes::prune::conv::{Plan, PruneConvError, prune_package};
+use crate::passes::quantize::calibrate::Method;
+use crate::passes::quantize::detect::QuantizeDetectError;
+use crate::recipe::plot::Point;
+
+/// A detection recipe file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectRecipe {
+    /// `detect`.
+    pub task: String,
+    /// Name of the final student package.
+    pub name: String,
+    /// The teacher's manifest, relative to the recipe file.
+    pub teacher: PathBuf,
+    /// Where the images come from.
+    pub data: Data,
+    /// Run the network at 1/`factor` resolution inside.
+    pub downscale: Option<Downscale>,
+    /// Channel pruning.
+    pub prune: Option<Plan>,
+    /// Distillation.
+    pub distill: Option<DistillStep>,
+    /// Static int8.
+    pub quantize: Option<QuantizeStep>,
+    /// How steps are measured.
+    #[serde(default)]
+    pub measure: Settings,
+}
+
+/// The `[data]` table; paths are relative to the model cache.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    /// Photos the training images are drawn on.
+    pub backgrounds: PathBuf,
+    /// Held-out photos: the test images are drawn on them, and the teacher's boxes on them
+    /// untouched give the agreement metric.
+    pub photos: PathBuf,
+    /// `guardian_headlines.csv.bz2`, the words.
+    pub words: PathBuf,
+    /// Training images to render.
+    pub train_images: usize,
+    /// Test images to render.
+    pub test_images: usize,
+    /// Seed of the rendering.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+/// The `[downscale]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Downscale {
+    /// Resolution divisor.
+    pub factor: usize,
+}
+
+/// The `[distill]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillStep {
+    /// Passes over the training images.
+    pub epochs: usize,
+    /// Crops per step.
+    pub batch_size: usize,
+    /// Crop side in pixels.
+    pub crop: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Softening temperature.
+    pub temperature: f64,
+    /// Weight of the cross-entropy against the true boxes.
+    pub alpha: f64,
+}
+
+/// The `[quantize]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizeStep {
+    /// Calibration method.
+    pub method: Method,
+    /// Training images to calibrate on.
+    pub calibration_images: usize,
+}
+
+/// Errors of a detection recipe run.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectRecipeError {
+    /// The recipe is unreadable or invalid.
+    #[error("{path}: {reason}")]
+    Recipe {
+        /// The recipe.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Rendering failed.
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    /// Reading the words failed.
+    #[error(transparent)]
+    Words(#[from] crate::data::corpus::DataError),
+    /// Downscaling failed.
+    #[error(transparent)]
+    Downscale(#[from] DownscaleError),
+    /// Pruning failed.
+    #[error(transparent)]
+    Prune(#[from] PruneConvError),
+    /// Distillation failed.
+    #[error(transparent)]
+    Distill(#[from] DistillDetectError),
+    /// Quantization failed.
+    #[error(transparent)]
+    Quantize(#[from] QuantizeDetectError),
+    /// Measuring failed.
+    #[error(transparent)]
+    Measure(#[from] MeasureDetectError),
+    /// The report could not be written.
+    #[error("cannot write {path}: {reason}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// One measured step.
+pub type Step = crate::recipe::text::Step<Measurement>;
+
+/// What a run produced.
+pub type Outcome = crate::recipe::text::Outcome<Measurement>;
+
+impl DetectRecipe {
+    /// Reads and checks a recipe; the teacher path becomes absolute.
+    pub fn load(path: &Path) -> Result<DetectRecipe, DetectRecipeError> {
+        let bad = |reason: String| DetectRecipeError::Recipe {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut recipe: DetectRecipe = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if recipe.task != "detect" {
+            return Err(bad(format!("task `{}` is not `detect`", recipe.task)));
+        }
+        if recipe.data.train_images == 0 || recipe.data.test_images == 0 {
+            return Err(bad(
+                "[data] needs at least one training and one test image".into()
+            ));
+        }
+        recipe.teacher = path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(&recipe.teacher);
+        Ok(recipe)
+    }
+}
+
+/// Whether the recipe text is a detection recipe (`task = "detect"`).
+pub fn is_detect(text: &str) -> bool {
+    text.parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("task")?.as_str().map(|s| s == "detect"))
+        .unwrap_or(false)
+}
+
+/// Runs `recipe` with data from `cache`, writing everything into `out`.
+pub fn run(
+    recipe: &DetectRecipe,
+    cache: &Path,
+    out: &Path,
+    quiet: bool,
+    progress: bool,
+) -> Result<Outcome, DetectRecipeError> {
+    let write_error = |path: &Path, e: &dyn std::fmt::Display| DetectRecipeError::Write {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    std::fs::create_dir_all(out).map_err(|e| write_error(out, &e))?;
+    let say = |text: String| {
+        if !quiet {
+            eprintln!("{text}");
+        }
+    };
+    let d = &recipe.data;
+    let input = crate::package::detect::DetectPackage::open(&recipe.teacher)
+        .map_err(MeasureDetectError::from)?
+        .manifest
+        .input;
+    let (train_dir, test_dir) = (out.join("data/train"), out.join("data/test"));
+    let headlines = crate::data::corpus::guardian_headlines(&cache.join(&d.words))?;
+    let words = render_text::words(&headlines);
+    for (dir, photos, count, seed) in [
+        (&train_dir, &d.backgrounds, d.train_images, d.seed),
+        (&test_dir, &d.photos, d.test_images, d.seed + 1),
+    ] {
+        if render_text::read_labels(dir).is_ok_and(|l| l.len() == count) {
+            continue;
+        }
+        say(format!("rendering {count} images into {}", dir.display()));
+        render_text::render(&render_text::Options {
+            photos: images_in(&cache.join(photos))?,
+            fonts: crate::data::render_text::DEJAVU_CORE
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            words: words.clone(),
+            out: dir.clone(),
+            count,
+            width: input.width,
+            height: input.height,
+            lines: (2, 6),
+            text_px: (20.0, (input.height as f32 / 5.0).clamp(20.0, 64.0)),
+            seed,
+            progress,
+        })?;
+    }
+    let test = render_text::read_labels(&test_dir)?;
+    let mut sets = Sets {
+        rendered: test.iter().map(|l| test_dir.join(&l.image)).collect(),
+        truth: truth_of(&test),
+        photos: images_in(&cache.join(&d.photos))?,
+        teacher_boxes: None,
+    };
+    let scratch = out.join("work");
+    let measure = |manifest: &Path, sets: &Sets| {
+        measure_detect::measure(manifest, sets, &recipe.measure, &scratch, progress)
+    };
+    say(format!(
+        "measuring the teacher {}",
+        recipe.teacher.display()
+    ));
+    let mut first = measure(&recipe.teacher, &sets)?;
+    let reference = measure_detect::reference_boxes(&first);
+    first.agreement = mean_average_precision(&first.photo_detections, &reference, IOU);
+    sets.teacher_boxes = Some(reference);
+    let mut steps = vec![Step {
+        name: "teacher",
+        manifest: recipe.teacher.clone(),
+        measured: first,
+    }];
+    let mut current = recipe.teacher.clone();
+    let mut record =
+        |name: &'static str, manifest: PathBuf| -> Result<PathBuf, DetectRecipeError> {
+            say(format!("measuring {name}: {}", manifest.display()));
+            let measured = measure(&manifest, &sets)?;
+            steps.push(Step {
+                name,
+                manifest: manifest.clone(),
+                measured,
+            });
+            Ok(manifest)
+        };
+    if let Some(ds) = &recipe.downscale {
+        say(format!("downscaling by {}", ds.factor));
+        let name = format!("{}-downscaled", recipe.name);
+        let m = downscale_package(&current, ds.factor, &out.join("1-downscale"), &name)?;
+        current = record("downscale", m)?;
+    }
+    if let Some(plan) = &recipe.prune {
+        say(format!("pruning: {plan}"));
+        let name = format!("{}-pruned", recipe.name);
+        let (_, m) = prune_package(&current, &[], plan, &out.join("2-prune"), &name)?;
+        current = record("prune", m)?;
+    }
+    if let Some(step) = &recipe.distill {
+        let dir = out.join("3-distill");
+        let mut o = passes::distill::detect::Options::new(
+            &recipe.teacher,
+            &current,
+            vec![train_dir.clone()],
+            &test_dir,
+            &dir,
+        );
+        o.name = format!("{}-distilled", recipe.name);
+        o.work = scratch.join("distill");
+        o.epochs = step.epochs;
+        o.batch_size = step.batch_size;
+        o.crop = step.crop;
+        o.learning_rate = step.lr;
+        o.temperature = step.temperature;
+        o.alpha = step.alpha;
+        o.held_out_limit = Some(20);
+        o.progress = progress;
+        say(format!("distilling for {} epochs", step.epochs));
+        let report = passes::distill::detect::distill(&o)?;
+        let m = report
+            .manifest
+            .expect("distill stops early only when asked to");
+        current = record("distill", m)?;
+    }
+    if let Some(q) = &recipe.quantize {
+        say(format!("quantizing ({} calibration)", q.method.name()));
+        let train = render_text::read_labels(&train_dir)?;
+        let options = passes::quantize::detect::Options {
+            calibration: train
+                .iter()
+                .take(q.calibration_images)
+                .map(|l| train_dir.join(&l.image))
+                .collect(),
+            method: q.method,
+            keep_float: Vec::new(),
+            min_cosine: crate::passes::quantize::DEFAULT_MIN_COSINE,
+            runs: recipe.measure.runs,
+        };
+        let r = passes::quantize::detect::quantize_package(
+            &current,
+            &options,
+            &out.join("4-quantize"),
+            &recipe.name,
+        )?;
+        say(r.to_text());
+        current = record("quantize", r.manifest)?;
+    }
+    let (report, plot) = (out.join("report.md"), out.join("report.svg"));
+    let points: Vec<Point> = steps
+        .iter()
+        .map(|s| Point {
+            name: s.name,
+            latency_ms: s.measured.tract_ms,
+            bytes: s.measured.bytes,
+            metric: s.measured.map,
+        })
+        .collect();
+    crate::write_atomic(&report, markdown(recipe, &steps, &points).as_bytes())
+        .map_err(|e| write_error(&report, &e))?;
+    crate::recipe::plot::draw(&points, "mAP@0.5 (rendered text)", &plot)
+        .map_err(|e| write_error(&plot, &e))?;
+    if steps.len() > 1 {
+        crate::recipe::text::record_metrics(&current, &steps[steps.len() - 1].measured.metrics())
+            .map_err(|e| write_error(&current, &e))?;
+    }
+    Ok(Outcome {
+        steps,
+        report,
+        plot,
+    })
+}
+
+/// The `.jpg` and `.png` files of a directory, in name order.
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DetectRecipeError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| DetectRecipeError::Recipe {
+            path: dir.to_owned(),
+            reason: e.to_string(),
+        })?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "jpg" | "jpeg" | "png"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
+    let m = &recipe.measure;
+    let t = &steps[0].measured;
+    let mut out = format!(
+        "# {}\n\nTeacher `{}`. Every step runs at the teacher's input size. Latency: tract on one \
+         thread, onnxruntime on {} threads, median of {} runs. mAP@0.5 on {} rendered-text images \
+         drawn on held-out photos (true boxes known); agreement = mAP@0.5 against the teacher's \
+         own boxes on the {} untouched photos.\n\n",
+        recipe.name,
+        recipe.teacher.display(),
+        m.ort_threads,
+        m.runs,
+        recipe.data.test_images,
+        steps[0].measured.photo_detections.len(),
+    );
+    out.push_str(
+        "| step | bytes | parameters | MACs | tract ms | ORT ms | mAP@0.5 (tract) | mAP@0.5 (ORT) \
+         | precision / recall | agreement |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for s in steps {
+        let v = &s.measured;
+        let ort = v.ort.as_ref();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.2} | {} | {:.4} | {} | {:.3} / {:.3} | {} |",
+            s.name,
+            v.bytes,
+            v.parameters,
+            v.macs
+                .map_or("–".into(), |n| format!("{:.1} M", n as f64 / 1e6)),
+            v.tract_ms,
+            ort.map_or("–".into(), |o| format!("{:.2}", o.latency_ms)),
+            v.map,
+            ort.map_or("–".into(), |o| format!("{:.4}", o.map)),
+            v.precision_recall.0,
+            v.precision_recall.1,
+            v.agreement.map_or("–".into(), |a| format!("{a:.4}")),
+        );
+    }
+    if let Some(reason) = steps.iter().find_map(|s| s.measured.ort_missing.clone()) {
+        let _ = writeln!(out, "\nonnxruntime columns are empty: {reason}.");
+    }
+    let s = &steps[steps.len() - 1].measured;
+    let speed = t.ort.as_ref().map(|o| o.latency_ms / s.tract_ms);
+    let ratio = s.map / t.map.max(1e-9);
+    let verdict = |ok: bool| if ok { "met" } else { "missed" };
+    // The speed target, for the last step and for the Pareto lines alike.
+    let fast = |tract_ms: f64| t.ort.as_ref().map(|o| o.latency_ms / tract_ms >= 3.0);
+    out.push_str("\n## Targets\n\n");
+    let _ = writeln!(
+        out,
+        "- speed: teacher ORT {} ms / student tract {:.2} ms = {} (target ≥ 3×): {}",
+        t.ort
+            .as_ref()
+            .map_or("–".into(), |o| format!("{:.2}", o.latency_ms)),
+        s.tract_ms,
+        speed.map_or("–".into(), |x| format!("{x:.2}×")),
+        fast(s.tract_ms).map_or("not measured", verdict),
+    );
+    let _ = writeln!(
+        out,
+        "- mAP@0.5: teacher {:.4}, student {:.4} = {:.1} % of the teacher's (target ≥ 95 %): {}",
+        t.map,
+        s.map,
+        ratio * 100.0,
+        verdict(ratio >= 0.95)
+    );
+    let map = |m: f64| format!("mAP@0.5 {m:.4}");
+    let target = if t.ort.is_some() {
+        "the speed target"
+    } else {
+        "the speed target (not measured)"
+    };
+    out.push_str(&crate::recipe::pareto::markdown(
+        points,
+        target,
+        |p| fast(p.latency_ms).unwrap_or(false),
+        map,
+    ));
+    out.push_str("\n![mAP against latency and size](report.svg)\n");
+    out
+}

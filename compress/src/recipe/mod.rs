@@ -1,0 +1,7 @@
+//! Recipes: a teacher and a list of passes, run in order with a measurement after each, a report
+//! table, a Pareto plot and the student package at the end.
+
+pub mod detect;
+pub mod pareto;
+pub mod plot;
+pub mod text;

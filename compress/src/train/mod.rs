@@ -1,0 +1,3 @@
+//! Training with candle: fine-tuning text teachers.
+
+pub mod text;
