@@ -293,7 +293,7 @@ fn the_agent_runs_a_compressed_student() {
     let options = edgemass_compress::passes::quantize::Options::new(
         edgemass_compress::passes::quantize::Mode::Weights,
     );
-    let int8 = edgemass_compress::recipe::text::quantize_package(
+    let int8 = edgemass_compress::passes::quantize::text::quantize_package(
         &kept.manifest,
         &options,
         &dir.path().join("int8"),

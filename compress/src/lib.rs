@@ -12,7 +12,7 @@ pub mod train;
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into place, so a reader never
 /// sees a half-written file.
@@ -40,4 +40,33 @@ pub fn progress_bar(enabled: bool, len: u64, label: &str) -> indicatif::Progress
     );
     bar.set_prefix(label.to_owned());
     bar
+}
+
+/// A settings struct with every field at its default. A pass declares its settings once, as a
+/// struct that is both the recipe's TOML table (`#[serde(default)]`) and the command's flags
+/// (`#[arg(default_value_t = …)]`); its `Default` comes from here, so the flags' defaults are
+/// the only ones written down.
+pub fn flag_defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let command = T::augment_args(clap::Command::new("defaults"));
+    T::from_arg_matches(&command.get_matches_from(["defaults"])).expect("every flag has a default")
+}
+
+/// A file that could not be read or written, and why: the file error every pass reports.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}", path.display())]
+pub struct FileError {
+    /// The file.
+    pub path: PathBuf,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl FileError {
+    /// `path` could not be used because of `reason`.
+    pub fn new(path: &Path, reason: impl std::fmt::Display) -> FileError {
+        FileError {
+            path: path.to_owned(),
+            reason: reason.to_string(),
+        }
+    }
 }

@@ -4,30 +4,19 @@
 use std::path::{Path, PathBuf};
 
 use edgemass_compress::bert::{self, Export, Pooling};
-use tokenizers::{PaddingParams, Tokenizer};
 use tract_onnx::prelude::*;
 
-use crate::common::cached;
+use crate::common::{
+    cached, encoder_inputs, fixture_sentences, minilm_fixture, minilm_sentence_encoder,
+};
 
 /// Runs an encoder ONNX file on `sentences` (padded to the longest) and returns one row per
 /// sentence of the named output.
 fn run(model: &Path, tokenizer: &Path, sentences: &[&str]) -> Vec<Vec<f32>> {
-    let mut tokenizer = Tokenizer::from_file(tokenizer).unwrap();
-    tokenizer.with_padding(Some(PaddingParams::default()));
-    let encodings = tokenizer.encode_batch(sentences.to_vec(), true).unwrap();
-    let (batch, len) = (encodings.len(), encodings[0].len());
-    let column = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| {
-        let values: Vec<i64> = encodings
-            .iter()
-            .flat_map(|e| f(e).iter().map(|&v| v as i64))
-            .collect();
-        Tensor::from_shape(&[batch, len], &values).unwrap()
-    };
-    let inputs = tvec![
-        column(&|e| e.get_ids()).into(),
-        column(&|e| e.get_attention_mask()).into(),
-        column(&|e| e.get_type_ids()).into(),
-    ];
+    let inputs: TVec<TValue> = encoder_inputs(tokenizer, sentences)
+        .into_iter()
+        .map(TValue::from)
+        .collect();
     let plan = tract_onnx::onnx()
         .model_for_path(model)
         .unwrap()
@@ -50,31 +39,11 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn imported_minilm_matches_the_numpy_reference_in_tract() {
-    let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm-l6-similarity.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let sentences: Vec<&str> = fixture["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
-
-    let config = bert::BertConfig::from_path(&cached("minilm-l6/config.json")).unwrap();
-    let encoder =
-        bert::Encoder::from_safetensors(&cached("minilm-l6/model.safetensors"), config).unwrap();
-    let export = Export {
-        pooling: Pooling::Mean,
-        normalize: true,
-        head: None,
-    };
+    let fixture = minilm_fixture();
+    let sentences = fixture_sentences(&fixture);
     let dir = tempfile::tempdir().unwrap();
     let onnx = dir.path().join("model.onnx");
-    bert::write_onnx(&bert::onnx::to_onnx(&encoder, export), &onnx).unwrap();
+    bert::write_onnx(&minilm_sentence_encoder(), &onnx).unwrap();
 
     let embeddings = run(&onnx, &cached("minilm-l6/tokenizer.json"), &sentences);
     let mut worst = 0f32;

@@ -34,11 +34,11 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
     options.train_limit = Some(320);
     options.unlabelled_limit = Some(64);
     options.test_limit = Some(100);
-    options.epochs = 2;
-    options.batch_size = 16;
-    options.learning_rate = 3e-4;
-    options.checkpoint_every = 4;
-    options.stop_after = Some(10);
+    options.settings.epochs = 2;
+    options.settings.batch_size = 16;
+    options.settings.lr = 3e-4;
+    options.control.checkpoint_every = 4;
+    options.control.stop_after = Some(10);
     let first = passes::distill::text::distill(&options).unwrap();
     eprintln!("{first:?}");
     assert!(first.manifest.is_none());
@@ -46,7 +46,7 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
     assert_eq!(first.steps, 10);
     assert!(options.work.join("checkpoint.safetensors").is_file());
 
-    options.stop_after = None;
+    options.control.stop_after = None;
     let second = passes::distill::text::distill(&options).unwrap();
     eprintln!("{second:?}");
     assert_eq!(second.resumed_from, Some(10));
@@ -85,20 +85,20 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
     let mut options = one_layer_student(dir.path());
     options.train_limit = Some(160);
     options.test_limit = Some(100);
-    options.augment = 2;
-    options.thesaurus = Some(cached("data/roget.csv.bz2"));
-    options.hidden_weight = 1.0;
-    options.epochs = 3;
-    options.batch_size = 16;
-    options.learning_rate = 3e-4;
-    options.checkpoint_every = 0;
+    options.settings.augment = 2;
+    options.settings.thesaurus = Some(cached("data/roget.csv.bz2"));
+    options.settings.hidden_weight = 1.0;
+    options.settings.epochs = 3;
+    options.settings.batch_size = 16;
+    options.settings.lr = 3e-4;
+    options.control.checkpoint_every = 0;
 
-    options.hidden_weight = -1.0;
+    options.settings.hidden_weight = -1.0;
     let e = passes::distill::text::distill(&options)
         .unwrap_err()
         .to_string();
     assert!(e.contains("hidden-state weight must be 0 or more"), "{e}");
-    options.hidden_weight = 1.0;
+    options.settings.hidden_weight = 1.0;
 
     let report = passes::distill::text::distill(&options).unwrap();
     eprintln!("{report:?}");

@@ -58,17 +58,17 @@ fn detector_student_learns_and_resumes() {
         &test,
         &dir.path().join("out"),
     );
-    options.epochs = 6;
-    options.batch_size = 4;
-    options.crop = 192;
-    options.checkpoint_every = 5;
-    options.stop_after = Some(10);
+    options.settings.epochs = 6;
+    options.settings.batch_size = 4;
+    options.settings.crop = 192;
+    options.control.checkpoint_every = 5;
+    options.control.stop_after = Some(10);
     let first = distill(&options).unwrap();
     assert!(first.manifest.is_none());
     assert_eq!(first.steps, 10);
     assert!(options.work.join("checkpoint.safetensors").is_file());
 
-    options.stop_after = None;
+    options.control.stop_after = None;
     let second = distill(&options).unwrap();
     assert_eq!(second.resumed_from, Some(10));
     assert_eq!(second.steps, 6 * 4 - 10);

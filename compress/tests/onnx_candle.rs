@@ -6,9 +6,9 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use edgemass_compress::onnx::candle::{CandleGraph, CandleGraphError};
 use edgemass_compress::onnx::graph::Graph;
 use edgemass_compress::onnx::inspect::InputShape;
+use edgemass_compress::onnx::tract::run;
 use edgemass_compress::passes::downscale::downscale;
 use edgemass_compress::passes::prune::conv::{Plan, prune};
-use edgemass_compress::passes::quantize::run;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 

@@ -3,7 +3,8 @@
 //! runs in tract with the right shapes.
 
 use edgemass_compress::bert::{self, BertConfig, Encoder, Export, Pooling, from_onnx};
-use edgemass_compress::passes::prune::bert::{Criterion, Plan, prune};
+use edgemass_compress::passes::prune::Criterion;
+use edgemass_compress::passes::prune::bert::{Plan, prune};
 use tract_onnx::prelude::*;
 
 use crate::common::cached;

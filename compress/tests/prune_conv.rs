@@ -8,9 +8,9 @@ use std::process::Command;
 
 use edgemass_compress::onnx::graph::{Graph, constants_to_initializers, f32_data, f32_tensor};
 use edgemass_compress::onnx::inspect::{InputShape, inspect};
+use edgemass_compress::onnx::tract::run;
 use edgemass_compress::passes::downscale::downscale;
 use edgemass_compress::passes::prune::conv::{Channels, Plan, prune};
-use edgemass_compress::passes::quantize::run;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 

@@ -6,67 +6,30 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use edgemass_compress::bert::{self, Export, Pooling};
 use edgemass_compress::onnx::build::{Dim, GraphBuilder};
-use edgemass_compress::passes::quantize::{
-    self, Mode, Options, OutputCheck, QuantizeError, SampleSpec, SkipReason,
-};
+use edgemass_compress::onnx::tract;
+use edgemass_compress::onnx::tract::{OutputCheck, SampleSpec};
+use edgemass_compress::passes::quantize::{self, Mode, Options, QuantizeError, SkipReason};
 use prost::Message;
-use tokenizers::{PaddingParams, Tokenizer};
 use tract_onnx::pb::{ModelProto, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
-use crate::common::cached;
+use crate::common::{
+    cached, encoder_inputs, fixture_sentences, minilm_fixture, minilm_sentence_encoder,
+};
 
 /// all-MiniLM-L6-v2 as `import bert` writes it (mean pooling, L2-normalised), built once per run.
 fn minilm() -> &'static ModelProto {
     static MODEL: OnceLock<ModelProto> = OnceLock::new();
-    MODEL.get_or_init(|| {
-        let config = bert::BertConfig::from_path(&cached("minilm-l6/config.json")).unwrap();
-        let encoder =
-            bert::Encoder::from_safetensors(&cached("minilm-l6/model.safetensors"), config)
-                .unwrap();
-        let export = Export {
-            pooling: Pooling::Mean,
-            normalize: true,
-            head: None,
-        };
-        bert::onnx::to_onnx(&encoder, export)
-    })
+    MODEL.get_or_init(minilm_sentence_encoder)
 }
 
 /// The 11 sentences of `fixtures/minilm-l6-similarity.json` tokenized and padded to the
 /// longest, and 64 random tokens.
 fn minilm_samples(model: &ModelProto) -> Vec<Vec<Tensor>> {
-    let fixture: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm-l6-similarity.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
-    let sentences: Vec<&str> = fixture["sentences"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap())
-        .collect();
-    let mut tokenizer = Tokenizer::from_file(cached("minilm-l6/tokenizer.json")).unwrap();
-    tokenizer.with_padding(Some(PaddingParams::default()));
-    let encodings = tokenizer.encode_batch(sentences, true).unwrap();
-    let (batch, len) = (encodings.len(), encodings[0].len());
-    let column = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| {
-        let values: Vec<i64> = encodings
-            .iter()
-            .flat_map(|e| f(e).iter().map(|&v| v as i64))
-            .collect();
-        Tensor::from_shape(&[batch, len], &values).unwrap()
-    };
-    let sentences = vec![
-        column(&|e| e.get_ids()),
-        column(&|e| e.get_attention_mask()),
-        column(&|e| e.get_type_ids()),
-    ];
+    let fixture = minilm_fixture();
+    let sentences = fixture_sentences(&fixture);
+    let sentences = encoder_inputs(&cached("minilm-l6/tokenizer.json"), &sentences);
     let specs: Vec<SampleSpec> = [
         "input_ids=1x64:1000..30522",
         "attention_mask=1x64:1..2",
@@ -75,7 +38,7 @@ fn minilm_samples(model: &ModelProto) -> Vec<Vec<Tensor>> {
     .iter()
     .map(|s| s.parse().unwrap())
     .collect();
-    vec![sentences, quantize::sample_inputs(model, &specs).unwrap()]
+    vec![sentences, tract::sample_inputs(model, &specs).unwrap()]
 }
 
 fn count_ops(model: &ModelProto, op: &str) -> usize {
@@ -107,7 +70,7 @@ fn check_minilm(what: &str, quantized: &ModelProto, bounds: [(f32, f32); 2]) {
     let ratio = shrink(float, quantized);
     assert!(ratio >= 3.5, "{what}: only {ratio:.2}x smaller");
     for (sample, (min_cosine, max_error)) in minilm_samples(float).iter().zip(bounds) {
-        let checks = quantize::compare(float, quantized, std::slice::from_ref(sample)).unwrap();
+        let checks = tract::compare(float, quantized, std::slice::from_ref(sample)).unwrap();
         show(what, ratio, &checks);
         let c = &checks[0];
         assert_eq!(c.name, "sentence_embedding");
@@ -171,12 +134,12 @@ fn yolov8n_convolutions_are_quantized_per_filter() {
     let ratio = shrink(&float, &q.model);
     assert!(ratio >= 3.5, "only {ratio:.2}x smaller");
     let sample =
-        quantize::sample_inputs(&float, &["images=1x3x320x320:0..1".parse().unwrap()]).unwrap();
-    let checks = quantize::compare(&float, &q.model, std::slice::from_ref(&sample)).unwrap();
+        tract::sample_inputs(&float, &["images=1x3x320x320:0..1".parse().unwrap()]).unwrap();
+    let checks = tract::compare(&float, &q.model, std::slice::from_ref(&sample)).unwrap();
     show("yolov8n weights", ratio, &checks);
     // output0 is [1, 22, 2100]: 4 box rows in pixels, then 18 class-score rows in [0, 1].
     let scores = |model: &ModelProto| -> Vec<f32> {
-        let out = quantize::run(model, &sample).unwrap();
+        let out = tract::run(model, &sample).unwrap();
         let view = out[0].to_plain_array_view::<f32>().unwrap();
         view.iter().skip(4 * 2100).copied().collect()
     };
@@ -256,8 +219,8 @@ fn matmul_integer_is_exact(mode: Mode) {
     let float = one_matmul(batch, rows, k, n);
     let q = quantize::quantize(&float, &Options::new(mode)).unwrap();
     assert_eq!(count_ops(&q.model, "MatMulInteger"), 1);
-    let inputs = quantize::sample_inputs(&float, &[]).unwrap();
-    let got = quantize::run(&q.model, &inputs).unwrap();
+    let inputs = tract::sample_inputs(&float, &[]).unwrap();
+    let got = tract::run(&q.model, &inputs).unwrap();
     let got: Vec<f32> = got[0]
         .to_plain_array_view::<f32>()
         .unwrap()
@@ -349,13 +312,12 @@ fn every_form_runs_in_tract_close_to_float_at_opsets_12_and_17() {
         (17, &Mode::ALL[..]),
     ] {
         let float = two_matmuls(opset);
-        let inputs = quantize::sample_inputs(&float, &[]).unwrap();
+        let inputs = tract::sample_inputs(&float, &[]).unwrap();
         for &mode in modes {
             let mut options = Options::new(mode);
             options.min_elements = 0;
             let q = quantize::quantize(&float, &options).unwrap();
-            let checks =
-                quantize::compare(&float, &q.model, std::slice::from_ref(&inputs)).unwrap();
+            let checks = tract::compare(&float, &q.model, std::slice::from_ref(&inputs)).unwrap();
             assert!(
                 checks[0].cosine > 0.999,
                 "opset {opset}, {mode:?}: cosine {}",

@@ -5,9 +5,11 @@
 use std::path::PathBuf;
 
 use edgemass_compress::onnx::graph::Graph;
+use edgemass_compress::onnx::tract::run;
 use edgemass_compress::passes::quantize::calibrate::Method;
-use edgemass_compress::passes::quantize::detect::{Options, QuantizeDetectError, quantize_package};
-use edgemass_compress::passes::quantize::run;
+use edgemass_compress::passes::quantize::detect::{
+    Options, QuantizeDetectError, Settings, quantize_package,
+};
 use tract_onnx::prelude::Tensor;
 
 use crate::common::{cached, text_detector};
@@ -28,10 +30,11 @@ fn calibrated_forms_stay_close_to_float_with_the_sensitive_layers_left_float() {
         let out = dir.path().join(method.name());
         let options = Options {
             calibration: photos(2),
-            method,
-            keep_float: Vec::new(),
-            min_cosine: 0.99,
-            runs: 1,
+            settings: Settings {
+                method,
+                runs: 1,
+                ..Settings::default()
+            },
         };
         let r = quantize_package(&teacher, &options, &out, "int8").unwrap();
         let forms: Vec<&str> = r.rows.iter().map(|r| r.form).collect();
@@ -84,15 +87,16 @@ fn quantizing_without_images_or_with_a_bad_bar_writes_nothing() {
     let out = dir.path().join("out");
     let mut options = Options {
         calibration: Vec::new(),
-        method: Method::Percentile,
-        keep_float: Vec::new(),
-        min_cosine: 0.99,
-        runs: 1,
+        settings: Settings {
+            method: Method::Percentile,
+            runs: 1,
+            ..Settings::default()
+        },
     };
     let e = quantize_package(&teacher, &options, &out, "int8").unwrap_err();
     assert!(e.to_string().contains("no calibration images"), "{e}");
     options.calibration = photos(1);
-    options.min_cosine = 1.5;
+    options.settings.min_cosine = 1.5;
     let e = quantize_package(&teacher, &options, &out, "int8").unwrap_err();
     assert!(matches!(e, QuantizeDetectError::Options(_)), "{e}");
     assert!(e.to_string().contains("minimum cosine"), "{e}");
@@ -122,10 +126,11 @@ fn the_tensorflow_ssd_gets_an_int8_form_onnxruntime_runs_with_the_float_detectio
     .collect();
     let options = Options {
         calibration,
-        method: Method::Percentile,
-        keep_float: Vec::new(),
-        min_cosine: 0.99,
-        runs: 1,
+        settings: Settings {
+            method: Method::Percentile,
+            runs: 1,
+            ..Settings::default()
+        },
     };
     let out = dir.path().join("ssd-int8");
     let r = quantize_package(&ssd, &options, &out, "ssd-int8").unwrap();

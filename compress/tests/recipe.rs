@@ -174,8 +174,8 @@ fn bad_recipes_are_refused_with_the_reason() {
             "unknown field `width`",
         ),
         (
-            text.replace("[distill]\nepochs = 1", "[distill]"),
-            "missing field `epochs`",
+            text.replace("[distill]\nepochs = 1", "[distill]\nepochs = \"one\""),
+            "invalid type: string \"one\", expected usize",
         ),
     ] {
         std::fs::write(&path, change).unwrap();

@@ -3,10 +3,12 @@
 
 mod augment;
 mod bert;
+mod cli;
 mod common;
 mod distill;
 mod distill_detect;
 mod inspect;
+mod layers;
 mod onnx_candle;
 mod prune_bert;
 mod prune_conv;

@@ -15,12 +15,13 @@ use edgemass::vision::preprocess::load_image;
 use serde::Deserialize;
 use tract_onnx::prelude::tract_ndarray::ArrayD;
 
+use crate::FileError;
 use crate::eval::detect::{
     EvalError, IOU, Truth, as_truth, detect_all, mean_average_precision, precision_recall,
 };
 use crate::onnx::inspect;
+use crate::onnx::tract::{CheckError, median_latency};
 use crate::package::detect::{DetectPackage, DetectPackageError};
-use crate::passes::quantize::{CheckError, median_latency};
 
 /// How to measure.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,13 +58,8 @@ pub enum MeasureDetectError {
     #[error(transparent)]
     Check(#[from] CheckError),
     /// A scratch file could not be written or read.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// The images a package is measured on.
@@ -143,7 +139,7 @@ pub fn measure(
 ) -> Result<Measurement, MeasureDetectError> {
     let package = DetectPackage::open(manifest)?;
     let graph = package.graph()?;
-    let shape = crate::passes::prune::conv::package_input(&package.manifest);
+    let shape = crate::package::detect::package_input(&package.manifest);
     let summary = inspect::summarize(&graph);
     let macs = inspect::inspect(&graph, std::slice::from_ref(&shape))
         .ok()

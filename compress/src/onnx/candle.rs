@@ -15,7 +15,7 @@ use candle_core::{Device, Tensor, Var};
 use tract_onnx::pb::{self, ModelProto, NodeProto};
 
 use crate::onnx::graph::{constants_to_initializers, data_inputs, f32_data, f32_tensor};
-use crate::passes::prune::conv::channels::{int_attr, node_label};
+use crate::onnx::graph::{int_attr, node_label};
 
 /// Errors while building or running the graph.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use prost::Message;
-use tract_onnx::pb::{self, ModelProto};
+use tract_onnx::pb::{self, ModelProto, NodeProto};
 
 /// Errors while loading a graph.
 #[derive(Debug, thiserror::Error)]
@@ -191,5 +191,21 @@ pub fn i64_tensor(name: &str, dims: &[usize], values: &[i64]) -> pb::TensorProto
         data_type: pb::tensor_proto::DataType::Int64 as i32,
         raw_data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ..Default::default()
+    }
+}
+
+/// An integer attribute of a node.
+pub fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
+    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
+}
+
+/// A node's name for messages: its own, else its first output's.
+pub fn node_label(node: &NodeProto, index: usize) -> String {
+    if !node.name.is_empty() {
+        node.name.clone()
+    } else if let Some(out) = node.output.first().filter(|o| !o.is_empty()) {
+        out.clone()
+    } else {
+        format!("{}#{index}", node.op_type)
     }
 }

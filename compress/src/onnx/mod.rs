@@ -7,3 +7,4 @@ pub mod dot;
 pub mod graph;
 pub mod inspect;
 pub mod profile;
+pub mod tract;

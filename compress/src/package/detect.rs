@@ -5,10 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use edgemass::model::{Manifest, ManifestError};
-use sha2::{Digest, Sha256};
 use tract_onnx::pb::ModelProto;
 
+use crate::FileError;
 use crate::onnx::graph::{Graph, GraphError};
+use crate::onnx::inspect::InputShape;
 use crate::package::Provenance;
 
 /// The file name of a package's int8 (QDQ) form, beside `model.onnx`.
@@ -24,13 +25,8 @@ pub enum DetectPackageError {
     #[error(transparent)]
     Graph(#[from] GraphError),
     /// A file could not be read or written.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// An opened detection package.
@@ -50,10 +46,7 @@ impl DetectPackage {
     /// Reads and validates `path` (`NAME.model.toml`, task `detect`) and hashes its model.
     pub fn open(path: &Path) -> Result<DetectPackage, DetectPackageError> {
         let manifest = Manifest::from_path(path)?;
-        let file = |reason: String| DetectPackageError::File {
-            path: path.to_owned(),
-            reason,
-        };
+        let file = |reason: String| FileError::new(path, reason);
         let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| file(e.to_string()))?;
         let provenance = match table.get("provenance") {
@@ -63,13 +56,10 @@ impl DetectPackage {
                 .map_err(|e| file(format!("[provenance]: {e}")))?,
             None => Provenance::default(),
         };
-        let bytes = std::fs::read(&manifest.file).map_err(|e| DetectPackageError::File {
-            path: manifest.file.clone(),
-            reason: e.to_string(),
-        })?;
+        let bytes = std::fs::read(&manifest.file).map_err(|e| FileError::new(&manifest.file, e))?;
         Ok(DetectPackage {
             path: path.to_owned(),
-            sha256: hex(&bytes),
+            sha256: crate::package::sha256_hex(&bytes),
             manifest,
             provenance,
             table,
@@ -82,11 +72,9 @@ impl DetectPackage {
         if self.manifest.tensorflow.is_none() {
             return Ok(Graph::load(&self.manifest.file)?);
         }
-        let (proto, _) =
-            edgemass::model::onnx_form(&self.manifest).map_err(|e| DetectPackageError::File {
-                path: self.manifest.file.clone(),
-                reason: format!("{:#}", anyhow::Error::from(e)),
-            })?;
+        let (proto, _) = edgemass::model::onnx_form(&self.manifest).map_err(|e| {
+            FileError::new(&self.manifest.file, format!("{:#}", anyhow::Error::from(e)))
+        })?;
         Ok(Graph {
             bytes: prost::Message::encoded_len(&proto) as u64,
             proto,
@@ -115,10 +103,7 @@ impl DetectPackage {
     ) -> Result<PathBuf, DetectPackageError> {
         let write = |path: &Path| {
             let path = path.to_owned();
-            move |e: std::io::Error| DetectPackageError::File {
-                path,
-                reason: e.to_string(),
-            }
+            move |e: std::io::Error| FileError::new(&path, e)
         };
         std::fs::create_dir_all(out).map_err(write(out))?;
         let onnx = out.join("model.onnx");
@@ -128,7 +113,7 @@ impl DetectPackage {
         table.insert("name".into(), name.into());
         table.insert("description".into(), description.into());
         table.insert("file".into(), "model.onnx".into());
-        table.insert("sha256".into(), hex(&bytes).into());
+        table.insert("sha256".into(), crate::package::sha256_hex(&bytes).into());
         table.remove("int8");
         // Whatever the source was, what is written is ONNX.
         table.remove("tensorflow");
@@ -138,7 +123,7 @@ impl DetectPackage {
             crate::write_atomic(&path, &bytes).map_err(write(&path))?;
             let mut entry = toml::Table::new();
             entry.insert("file".into(), INT8_FILE.into());
-            entry.insert("sha256".into(), hex(&bytes).into());
+            entry.insert("sha256".into(), crate::package::sha256_hex(&bytes).into());
             entry.insert("tolerance".into(), tolerance.into());
             table.insert("int8".into(), entry.into());
         }
@@ -153,10 +138,10 @@ impl DetectPackage {
     }
 }
 
-/// Lowercase hex sha256 of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+/// The input shape a detection manifest feeds its model (batch 1).
+pub fn package_input(manifest: &edgemass::model::Manifest) -> InputShape {
+    InputShape {
+        name: manifest.input.name.clone(),
+        dims: edgemass::model::input_shape(manifest).to_vec(),
+    }
 }

@@ -14,6 +14,14 @@ use tract_onnx::pb::ModelProto;
 
 use crate::bert::{self, BertError};
 
+/// The sha256 of `bytes` in lower-case hex, as manifests record it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Where a packaged model came from and what was measured on it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -108,10 +116,7 @@ impl TextClassifier<'_> {
             task: "text-classify",
             description: &self.description,
             file: "model.onnx",
-            sha256: Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            sha256: sha256_hex(&bytes),
             labels: &self.labels,
             text: TextSection {
                 tokenizer: "tokenizer.json",

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use tokenizers::Tokenizer;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
@@ -115,10 +114,7 @@ impl TextPackage {
                 .filter_map(|l| l.as_str().map(str::to_owned))
                 .collect(),
             max_length: max_length as usize,
-            sha256: Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            sha256: crate::package::sha256_hex(&bytes),
         })
     }
 

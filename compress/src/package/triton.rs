@@ -8,7 +8,6 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use tract_onnx::pb::{self, tensor_proto::DataType};
 
 use crate::onnx::graph::{Graph, GraphError, dims};
@@ -108,10 +107,7 @@ pub fn export(manifest: &Path, out: &Path, batching: Batching) -> Result<PathBuf
         path: onnx.clone(),
         source,
     })?;
-    let actual: String = Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let actual: String = crate::package::sha256_hex(&bytes);
     if !actual.eq_ignore_ascii_case(&package.sha256) {
         return Err(ExportError::Hash {
             path: onnx,

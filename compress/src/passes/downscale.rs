@@ -63,7 +63,7 @@ pub fn downscale(model: &ModelProto, factor: usize) -> Result<ModelProto, Downsc
         return Err(bad(format!(
             "input `{}` must feed convolutions only, but `{}` ({}) reads it",
             input.name,
-            crate::passes::prune::conv::channels::node_label(n, i),
+            crate::onnx::graph::node_label(n, i),
             n.op_type
         )));
     }

@@ -7,16 +7,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::data::render_text::{self, RenderError};
+use crate::FileError;
+use crate::data::render_text;
 use crate::eval::detect::{IOU, mean_average_precision, truth_of};
 use crate::eval::measure_detect::{self, MeasureDetectError, Measurement, Sets, Settings};
 use crate::passes;
-use crate::passes::distill::detect::DistillDetectError;
-use crate::passes::downscale::{DownscaleError, downscale_package};
-use crate::passes::prune::conv::{Plan, PruneConvError, prune_package};
-use crate::passes::quantize::calibrate::Method;
-use crate::passes::quantize::detect::QuantizeDetectError;
+use crate::passes::downscale::downscale_package;
+use crate::passes::prune::conv::{Plan, prune_package};
+use crate::recipe::RecipeError;
 use crate::recipe::plot::Point;
+use crate::recipe::step;
 
 /// A detection recipe file.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,9 +35,9 @@ pub struct DetectRecipe {
     /// Channel pruning.
     pub prune: Option<Plan>,
     /// Distillation.
-    pub distill: Option<DistillStep>,
+    pub distill: Option<passes::distill::detect::Settings>,
     /// Static int8.
-    pub quantize: Option<QuantizeStep>,
+    pub quantize: Option<passes::quantize::detect::Settings>,
     /// How steps are measured.
     #[serde(default)]
     pub measure: Settings,
@@ -75,104 +75,30 @@ pub struct Downscale {
     pub factor: usize,
 }
 
-/// The `[distill]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DistillStep {
-    /// Passes over the training images.
-    pub epochs: usize,
-    /// Crops per step.
-    pub batch_size: usize,
-    /// Crop side in pixels.
-    pub crop: usize,
-    /// Peak learning rate.
-    pub lr: f64,
-    /// Softening temperature.
-    pub temperature: f64,
-    /// Weight of the cross-entropy against the true boxes.
-    pub alpha: f64,
-}
+/// One measured step of a detection recipe.
+pub type Step = step::Step<Measurement>;
 
-/// The `[quantize]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QuantizeStep {
-    /// Calibration method.
-    pub method: Method,
-    /// Training images to calibrate on.
-    pub calibration_images: usize,
-}
+/// What a detection recipe run produced.
+pub type Outcome = step::Outcome<Measurement>;
 
-/// Errors of a detection recipe run.
-#[derive(Debug, thiserror::Error)]
-pub enum DetectRecipeError {
-    /// The recipe is unreadable or invalid.
-    #[error("{path}: {reason}")]
-    Recipe {
-        /// The recipe.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// Rendering failed.
-    #[error(transparent)]
-    Render(#[from] RenderError),
-    /// Reading the words failed.
-    #[error(transparent)]
-    Words(#[from] crate::data::corpus::DataError),
-    /// Downscaling failed.
-    #[error(transparent)]
-    Downscale(#[from] DownscaleError),
-    /// Pruning failed.
-    #[error(transparent)]
-    Prune(#[from] PruneConvError),
-    /// Distillation failed.
-    #[error(transparent)]
-    Distill(#[from] DistillDetectError),
-    /// Quantization failed.
-    #[error(transparent)]
-    Quantize(#[from] QuantizeDetectError),
-    /// Measuring failed.
-    #[error(transparent)]
-    Measure(#[from] MeasureDetectError),
-    /// The report could not be written.
-    #[error("cannot write {path}: {reason}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
-}
-
-/// One measured step.
-pub type Step = crate::recipe::text::Step<Measurement>;
-
-/// What a run produced.
-pub type Outcome = crate::recipe::text::Outcome<Measurement>;
+step::measured!(Measurement, map);
 
 impl DetectRecipe {
     /// Reads and checks a recipe; the teacher path becomes absolute.
-    pub fn load(path: &Path) -> Result<DetectRecipe, DetectRecipeError> {
-        let bad = |reason: String| DetectRecipeError::Recipe {
-            path: path.to_owned(),
-            reason,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-        let mut recipe: DetectRecipe = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-        if recipe.task != "detect" {
-            return Err(bad(format!("task `{}` is not `detect`", recipe.task)));
-        }
-        if recipe.data.train_images == 0 || recipe.data.test_images == 0 {
-            return Err(bad(
-                "[data] needs at least one training and one test image".into()
-            ));
-        }
-        recipe.teacher = path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(&recipe.teacher);
-        Ok(recipe)
+    pub fn load(path: &Path) -> Result<DetectRecipe, RecipeError> {
+        step::load(path, |recipe: &mut DetectRecipe| {
+            if recipe.task != "detect" {
+                return Err(format!("task `{}` is not `detect`", recipe.task));
+            }
+            if recipe.data.train_images == 0 || recipe.data.test_images == 0 {
+                return Err("[data] needs at least one training and one test image".into());
+            }
+            recipe.teacher = path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(&recipe.teacher);
+            Ok(())
+        })
     }
 }
 
@@ -191,12 +117,8 @@ pub fn run(
     out: &Path,
     quiet: bool,
     progress: bool,
-) -> Result<Outcome, DetectRecipeError> {
-    let write_error = |path: &Path, e: &dyn std::fmt::Display| DetectRecipeError::Write {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    };
-    std::fs::create_dir_all(out).map_err(|e| write_error(out, &e))?;
+) -> Result<Outcome, RecipeError> {
+    std::fs::create_dir_all(out).map_err(|e| FileError::new(out, &e))?;
     let say = |text: String| {
         if !quiet {
             eprintln!("{text}");
@@ -260,17 +182,16 @@ pub fn run(
         measured: first,
     }];
     let mut current = recipe.teacher.clone();
-    let mut record =
-        |name: &'static str, manifest: PathBuf| -> Result<PathBuf, DetectRecipeError> {
-            say(format!("measuring {name}: {}", manifest.display()));
-            let measured = measure(&manifest, &sets)?;
-            steps.push(Step {
-                name,
-                manifest: manifest.clone(),
-                measured,
-            });
-            Ok(manifest)
-        };
+    let mut record = |name: &'static str, manifest: PathBuf| -> Result<PathBuf, RecipeError> {
+        say(format!("measuring {name}: {}", manifest.display()));
+        let measured = measure(&manifest, &sets)?;
+        steps.push(Step {
+            name,
+            manifest: manifest.clone(),
+            measured,
+        });
+        Ok(manifest)
+    };
     if let Some(ds) = &recipe.downscale {
         say(format!("downscaling by {}", ds.factor));
         let name = format!("{}-downscaled", recipe.name);
@@ -294,12 +215,7 @@ pub fn run(
         );
         o.name = format!("{}-distilled", recipe.name);
         o.work = scratch.join("distill");
-        o.epochs = step.epochs;
-        o.batch_size = step.batch_size;
-        o.crop = step.crop;
-        o.learning_rate = step.lr;
-        o.temperature = step.temperature;
-        o.alpha = step.alpha;
+        o.settings = step.clone();
         o.held_out_limit = Some(20);
         o.progress = progress;
         say(format!("distilling for {} epochs", step.epochs));
@@ -313,15 +229,11 @@ pub fn run(
         say(format!("quantizing ({} calibration)", q.method.name()));
         let train = render_text::read_labels(&train_dir)?;
         let options = passes::quantize::detect::Options {
-            calibration: train
-                .iter()
-                .take(q.calibration_images)
-                .map(|l| train_dir.join(&l.image))
-                .collect(),
-            method: q.method,
-            keep_float: Vec::new(),
-            min_cosine: crate::passes::quantize::DEFAULT_MIN_COSINE,
-            runs: recipe.measure.runs,
+            calibration: train.iter().map(|l| train_dir.join(&l.image)).collect(),
+            settings: passes::quantize::detect::Settings {
+                runs: recipe.measure.runs,
+                ..q.clone()
+            },
         };
         let r = passes::quantize::detect::quantize_package(
             &current,
@@ -330,37 +242,20 @@ pub fn run(
             &recipe.name,
         )?;
         say(r.to_text());
-        current = record("quantize", r.manifest)?;
+        record("quantize", r.manifest)?;
     }
-    let (report, plot) = (out.join("report.md"), out.join("report.svg"));
-    let points: Vec<Point> = steps
-        .iter()
-        .map(|s| Point {
-            name: s.name,
-            latency_ms: s.measured.tract_ms,
-            bytes: s.measured.bytes,
-            metric: s.measured.map,
-        })
-        .collect();
-    crate::write_atomic(&report, markdown(recipe, &steps, &points).as_bytes())
-        .map_err(|e| write_error(&report, &e))?;
-    crate::recipe::plot::draw(&points, "mAP@0.5 (rendered text)", &plot)
-        .map_err(|e| write_error(&plot, &e))?;
-    if steps.len() > 1 {
-        crate::recipe::text::record_metrics(&current, &steps[steps.len() - 1].measured.metrics())
-            .map_err(|e| write_error(&current, &e))?;
-    }
-    Ok(Outcome {
+    Ok(step::finish(
         steps,
-        report,
-        plot,
-    })
+        out,
+        "mAP@0.5 (rendered text)",
+        |steps, points| markdown(recipe, steps, points),
+    )?)
 }
 
 /// The `.jpg` and `.png` files of a directory, in name order.
-fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DetectRecipeError> {
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>, RecipeError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| DetectRecipeError::Recipe {
+        .map_err(|e| RecipeError::Recipe {
             path: dir.to_owned(),
             reason: e.to_string(),
         })?
@@ -414,33 +309,16 @@ fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
             v.agreement.map_or("–".into(), |a| format!("{a:.4}")),
         );
     }
-    if let Some(reason) = steps.iter().find_map(|s| s.measured.ort_missing.clone()) {
-        let _ = writeln!(out, "\nonnxruntime columns are empty: {reason}.");
-    }
+    out.push_str(&step::speed_section(steps));
     let s = &steps[steps.len() - 1].measured;
-    let speed = t.ort.as_ref().map(|o| o.latency_ms / s.tract_ms);
     let ratio = s.map / t.map.max(1e-9);
-    let verdict = |ok: bool| if ok { "met" } else { "missed" };
-    // The speed target, for the last step and for the Pareto lines alike.
-    let fast = |tract_ms: f64| t.ort.as_ref().map(|o| o.latency_ms / tract_ms >= 3.0);
-    out.push_str("\n## Targets\n\n");
-    let _ = writeln!(
-        out,
-        "- speed: teacher ORT {} ms / student tract {:.2} ms = {} (target ≥ 3×): {}",
-        t.ort
-            .as_ref()
-            .map_or("–".into(), |o| format!("{:.2}", o.latency_ms)),
-        s.tract_ms,
-        speed.map_or("–".into(), |x| format!("{x:.2}×")),
-        fast(s.tract_ms).map_or("not measured", verdict),
-    );
     let _ = writeln!(
         out,
         "- mAP@0.5: teacher {:.4}, student {:.4} = {:.1} % of the teacher's (target ≥ 95 %): {}",
         t.map,
         s.map,
         ratio * 100.0,
-        verdict(ratio >= 0.95)
+        step::verdict(ratio >= 0.95)
     );
     let map = |m: f64| format!("mAP@0.5 {m:.4}");
     let target = if t.ort.is_some() {
@@ -451,7 +329,7 @@ fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
     out.push_str(&crate::recipe::pareto::markdown(
         points,
         target,
-        |p| fast(p.latency_ms).unwrap_or(false),
+        |p| step::fast(t, p.latency_ms).unwrap_or(false),
         map,
     ));
     out.push_str("\n![mAP against latency and size](report.svg)\n");

@@ -17,6 +17,7 @@ use crate::bert::{BertConfig, BertError, Encoder, Pooling};
 use crate::data;
 use crate::data::corpus::{DataError, Example, SENTIMENT_LABELS};
 use crate::package::{Provenance, TextClassifier};
+use crate::train::scaffold::{Decay, Schedule, Trainer};
 
 /// Errors while training.
 #[derive(Debug, thiserror::Error)]
@@ -343,40 +344,27 @@ fn fine_tune(
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
     let steps_per_epoch = labels.len().div_ceil(options.batch_size);
     let total = steps_per_epoch * options.epochs;
-    let warmup = (total / 16).max(1);
-    let mut optimizer = AdamW::new(
+    let mut trainer = Trainer::new(
         net.trainable(false),
-        ParamsAdamW {
-            lr: options.learning_rate,
-            weight_decay: 0.01,
-            ..Default::default()
-        },
+        Schedule::new(options.learning_rate, total, 16, Decay::Linear),
+        0.01,
+        options.progress,
+        "fine-tuning",
+        0,
     )?;
-    let bar = crate::progress_bar(options.progress, total as u64, "fine-tuning");
     let mut epoch_losses = Vec::new();
-    let mut step = 0;
     for _ in 0..options.epochs {
         let mut batches = length_buckets(tokens, options.batch_size, &mut rng);
         batches.shuffle(&mut rng);
         let mut sum = 0.0;
         for rows in &batches {
-            let lr = if step < warmup {
-                options.learning_rate * (step + 1) as f64 / warmup as f64
-            } else {
-                options.learning_rate * (total - step) as f64 / (total - warmup) as f64
-            };
-            optimizer.set_learning_rate(lr);
+            trainer.next_step();
             let batch = make_batch(tokens, rows, device)?;
             let targets: Vec<u32> = rows.iter().map(|&r| labels[r]).collect();
             let logits = net.logits(&net.embed(&batch, true)?)?;
             let loss =
                 candle_nn::loss::cross_entropy(&logits, &Tensor::new(targets.as_slice(), device)?)?;
-            optimizer.backward_step(&loss)?;
-            let value = loss.to_scalar::<f32>()? as f64;
-            sum += value;
-            step += 1;
-            bar.set_message(format!("loss {value:.3}"));
-            bar.inc(1);
+            sum += f64::from(trainer.backward_step(&loss)?);
         }
         epoch_losses.push(sum / batches.len() as f64);
         if !options.progress {
@@ -388,7 +376,7 @@ fn fine_tune(
             );
         }
     }
-    bar.finish_and_clear();
+    trainer.finish();
     Ok((epoch_losses[0], epoch_losses[epoch_losses.len() - 1]))
 }
 

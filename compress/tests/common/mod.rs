@@ -48,3 +48,59 @@ pub fn text_detector(dir: &std::path::Path, side: u32) -> PathBuf {
     std::fs::write(&path, manifest).unwrap();
     path
 }
+
+/// The reference of `fixtures/minilm-l6-similarity.json` (made by `fixtures/bert_reference.py`):
+/// sentences, embedding heads and cosine similarities.
+pub fn minilm_fixture() -> serde_json::Value {
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm-l6-similarity.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The sentences of the MiniLM fixture.
+pub fn fixture_sentences(fixture: &serde_json::Value) -> Vec<&str> {
+    fixture["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+/// all-MiniLM-L6-v2 from the cache as `import bert` writes it: mean pooling, L2-normalised.
+pub fn minilm_sentence_encoder() -> tract_onnx::pb::ModelProto {
+    use edgemass_compress::bert::{self, Export, Pooling};
+    let config = bert::BertConfig::from_path(&cached("minilm-l6/config.json")).unwrap();
+    let encoder =
+        bert::Encoder::from_safetensors(&cached("minilm-l6/model.safetensors"), config).unwrap();
+    let export = Export {
+        pooling: Pooling::Mean,
+        normalize: true,
+        head: None,
+    };
+    bert::onnx::to_onnx(&encoder, export)
+}
+
+/// `sentences` through the tokenizer at `tokenizer`, padded to the longest: input ids, attention
+/// mask and token type ids, each `[sentences, longest]`.
+pub fn encoder_inputs(
+    tokenizer: &std::path::Path,
+    sentences: &[&str],
+) -> Vec<tract_onnx::prelude::Tensor> {
+    let mut tokenizer = tokenizers::Tokenizer::from_file(tokenizer).unwrap();
+    tokenizer.with_padding(Some(tokenizers::PaddingParams::default()));
+    let encodings = tokenizer.encode_batch(sentences.to_vec(), true).unwrap();
+    let (batch, len) = (encodings.len(), encodings[0].len());
+    let column = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| {
+        let values: Vec<i64> = encodings
+            .iter()
+            .flat_map(|e| f(e).iter().map(|&v| v as i64))
+            .collect();
+        tract_onnx::prelude::Tensor::from_shape(&[batch, len], &values).unwrap()
+    };
+    vec![
+        column(&|e| e.get_ids()),
+        column(&|e| e.get_attention_mask()),
+        column(&|e| e.get_type_ids()),
+    ]
+}

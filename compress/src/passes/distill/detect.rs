@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use edgemass::model::manifest::DecoderSpec;
 use edgemass::model::{Model, ModelError};
 use edgemass::vision::preprocess::{load_image, prepare};
@@ -26,10 +25,12 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::FileError;
 use crate::data::render_text::{Labelled, RenderError, read_labels};
 use crate::eval::detect::Truth;
 use crate::onnx::candle::{CandleGraph, CandleGraphError};
 use crate::package::detect::{DetectPackage, DetectPackageError};
+use crate::train::scaffold::{Decay, RunControl, Schedule, Trainer};
 
 /// Text pixels (teacher or true mask above one half) count this many times in the loss.
 pub const TEXT_WEIGHT: f64 = 5.0;
@@ -62,19 +63,45 @@ pub enum DistillDetectError {
     #[error(transparent)]
     Graph(#[from] CandleGraphError),
     /// A cache or checkpoint file could not be used.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The student's decoder could not be fitted.
     #[error(transparent)]
     Tune(#[from] crate::eval::tune_decoder::TuneError),
     /// candle failed while training.
     #[error("training failed: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+/// How a detection student is trained: the `[distill]` table of a detection recipe and the flags
+/// of `edgemass-compress distill` for a detection package, declared once.
+#[derive(Debug, Clone, PartialEq, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Passes over the training images.
+    #[arg(long, default_value_t = 4)]
+    pub epochs: usize,
+    /// Crops per step.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Side of the square training crops in input pixels (a multiple of 64).
+    #[arg(long, default_value_t = 320)]
+    pub crop: usize,
+    /// Peak learning rate (linear warm-up over 5 % of the steps, then cosine decay).
+    #[arg(long, default_value_t = 2e-3)]
+    pub lr: f64,
+    /// Softening temperature T.
+    #[arg(long, default_value_t = 1.0)]
+    pub temperature: f64,
+    /// Weight alpha of the cross-entropy against the true boxes.
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        crate::flag_defaults()
+    }
 }
 
 /// What to distill and how.
@@ -94,30 +121,16 @@ pub struct Options {
     pub name: String,
     /// Directory for the teacher-map cache and checkpoints.
     pub work: PathBuf,
-    /// Passes over the training images.
-    pub epochs: usize,
-    /// Crops per step.
-    pub batch_size: usize,
-    /// Side of the square training crops, in input pixels (a multiple of 64).
-    pub crop: usize,
-    /// Peak learning rate (linear warm-up over 5 % of the steps, then cosine decay).
-    pub learning_rate: f64,
-    /// Softening temperature `T`.
-    pub temperature: f64,
-    /// Weight `α` of the cross-entropy against the true boxes.
-    pub alpha: f64,
+    /// How the student is trained.
+    pub settings: Settings,
     /// Seed of the shuffles and crops.
     pub seed: u64,
     /// Use only the first N training images.
     pub train_limit: Option<usize>,
     /// Measure on only the first N held-out images.
     pub held_out_limit: Option<usize>,
-    /// Steps between checkpoints (0: none).
-    pub checkpoint_every: usize,
-    /// Continue from the checkpoint in `work` when there is one.
-    pub resume: bool,
-    /// Stop after this many steps in total, leaving a checkpoint to resume from.
-    pub stop_after: Option<usize>,
+    /// Checkpoints, resuming and stopping early.
+    pub control: RunControl,
     /// Draw progress bars.
     pub progress: bool,
 }
@@ -139,18 +152,11 @@ impl Options {
             out: out.to_owned(),
             name: "student".into(),
             work: out.join("work"),
-            epochs: 4,
-            batch_size: 8,
-            crop: 320,
-            learning_rate: 2e-3,
-            temperature: 1.0,
-            alpha: 0.5,
+            settings: Settings::default(),
             seed: 42,
             train_limit: None,
             held_out_limit: None,
-            checkpoint_every: 100,
-            resume: true,
-            stop_after: None,
+            control: RunControl::default(),
             progress: false,
         }
     }
@@ -185,21 +191,14 @@ struct Sample {
     boxes: Vec<[f32; 4]>,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Checkpoint {
-    step: usize,
-    teacher: String,
-    student: String,
-}
-
 /// Distills the student into a new package.
 pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     let started = Instant::now();
-    if options.epochs == 0
-        || options.batch_size == 0
-        || options.temperature <= 0.0
-        || options.crop == 0
-        || !options.crop.is_multiple_of(64)
+    if options.settings.epochs == 0
+        || options.settings.batch_size == 0
+        || options.settings.temperature <= 0.0
+        || options.settings.crop == 0
+        || !options.settings.crop.is_multiple_of(64)
     {
         return Err(DistillDetectError::Options(
             "epochs and batch size must be at least 1, the temperature above 0, and the crop a \
@@ -227,7 +226,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     let student_model = student.graph()?.proto;
     let logits = logits_of(&student_model, output)?;
     let net = CandleGraph::new(&student_model, &device)?;
-    std::fs::create_dir_all(&options.work).map_err(|e| file_error(&options.work, e))?;
+    std::fs::create_dir_all(&options.work).map_err(|e| FileError::new(&options.work, e))?;
 
     let mut train = Vec::new();
     for set in &options.train {
@@ -259,34 +258,22 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     };
     let before = measure(&net)?;
 
-    let checkpoint_path = options.work.join("checkpoint.safetensors");
-    let state_path = options.work.join("checkpoint.json");
-    let mut start = 0;
-    if options.resume && state_path.is_file() {
-        let text = std::fs::read_to_string(&state_path).map_err(|e| file_error(&state_path, e))?;
-        let state: Checkpoint =
-            serde_json::from_str(&text).map_err(|e| DistillDetectError::File {
-                path: state_path.clone(),
-                reason: e.to_string(),
-            })?;
-        if state.teacher == teacher.sha256 && state.student == student.sha256 {
-            net.load(&checkpoint_path)?;
-            start = state.step;
-        }
-    }
-    let per_epoch = train.len().div_ceil(options.batch_size);
-    let total = per_epoch * options.epochs;
-    let warmup = (total / 20).max(1);
-    let mut optimizer = AdamW::new(
+    let checkpoints = options
+        .control
+        .checkpoints(&options.work, &teacher.sha256, &student.sha256);
+    let start = options.control.resume(&checkpoints, |path| {
+        net.load(path).map_err(DistillDetectError::from)
+    })?;
+    let per_epoch = train.len().div_ceil(options.settings.batch_size);
+    let total = per_epoch * options.settings.epochs;
+    let mut trainer = Trainer::new(
         net.vars(),
-        ParamsAdamW {
-            lr: options.learning_rate,
-            weight_decay: 1e-4,
-            ..Default::default()
-        },
+        Schedule::new(options.settings.lr, total, 20, Decay::Cosine),
+        1e-4,
+        options.progress,
+        "distilling",
+        start,
     )?;
-    let bar = crate::progress_bar(options.progress, total as u64, "distilling");
-    bar.set_position(start.min(total) as u64);
     let report = |after: f64, steps: usize, manifest: Option<PathBuf>| Report {
         images: train.len(),
         held_out: held_out.len(),
@@ -297,60 +284,39 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         manifest,
         decoder: None,
     };
-    let mut step = 0;
-    for epoch in 0..options.epochs {
+    for epoch in 0..options.settings.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(options.seed ^ epoch as u64));
-        for chunk in order.chunks(options.batch_size) {
-            step += 1;
+        for chunk in order.chunks(options.settings.batch_size) {
+            let step = trainer.next_step();
             if step <= start {
                 continue;
             }
-            let lr = if step <= warmup {
-                options.learning_rate * step as f64 / warmup as f64
-            } else {
-                let done = (step - warmup) as f64 / (total - warmup).max(1) as f64;
-                options.learning_rate * 0.5 * (1.0 + (std::f64::consts::PI * done).cos())
-            };
-            optimizer.set_learning_rate(lr);
             let mut rng = StdRng::seed_from_u64(options.seed.wrapping_mul(31) ^ step as u64);
             let samples: Vec<&Sample> = chunk.iter().map(|&i| &train[i]).collect();
-            let batch = Batch::crops(&samples, spec, options.crop, &mut rng, &device)?;
-            let loss = loss_of(&net, &batch)?;
-            optimizer.backward_step(&loss)?;
-            bar.set_message(format!("loss {:.4}", loss.to_scalar::<f32>()?));
-            bar.inc(1);
-            let stop = options.stop_after == Some(step);
-            if stop || (options.checkpoint_every > 0 && step % options.checkpoint_every == 0) {
-                net.save(&checkpoint_path)?;
-                let text = serde_json::to_string(&Checkpoint {
-                    step,
-                    teacher: teacher.sha256.clone(),
-                    student: student.sha256.clone(),
-                })
-                .expect("plain fields");
-                crate::write_atomic(&state_path, text.as_bytes())
-                    .map_err(|e| file_error(&state_path, e))?;
-            }
-            if stop {
-                bar.finish_and_clear();
+            let batch = Batch::crops(&samples, spec, options.settings.crop, &mut rng, &device)?;
+            trainer.backward_step(&loss_of(&net, &batch)?)?;
+            if checkpoints.after_step(step, |path| {
+                net.save(path).map_err(DistillDetectError::from)
+            })? {
+                trainer.finish();
                 return Ok(report(measure(&net)?, step - start, None));
             }
         }
     }
-    bar.finish_and_clear();
+    trainer.finish();
     let after = measure(&net)?;
     let mut trained = student_model;
     net.write_back(&mut trained)?;
     let mut provenance = student.derived_provenance(format!(
         "distill-detect: {} epochs over {} images, {}px crops, T {}, alpha {}, lr {}, batch {}",
-        options.epochs,
+        options.settings.epochs,
         train.len(),
-        options.crop,
-        options.temperature,
-        options.alpha,
-        options.learning_rate,
-        options.batch_size
+        options.settings.crop,
+        options.settings.temperature,
+        options.settings.alpha,
+        options.settings.lr,
+        options.settings.batch_size
     ));
     provenance.teacher_sha256 = Some(teacher.sha256.clone());
     provenance
@@ -381,12 +347,8 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
             })
             .collect::<Vec<_>>(),
     )?;
-    for done in [&checkpoint_path, &state_path] {
-        if done.exists() {
-            std::fs::remove_file(done).map_err(|e| file_error(done, e))?;
-        }
-    }
-    let mut done = report(after, step.saturating_sub(start), Some(manifest));
+    checkpoints.remove()?;
+    let mut done = report(after, trainer.steps().saturating_sub(start), Some(manifest));
     done.decoder = Some(tuned);
     Ok(done)
 }
@@ -444,7 +406,7 @@ fn teacher_maps(
     {
         return Ok(samples);
     }
-    std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
+    std::fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
     let model = Model::load(teacher.manifest.clone())?;
     let DecoderSpec::Dbnet { output, .. } = &teacher.manifest.decoder else {
         return Err(DistillDetectError::Options(format!(
@@ -472,15 +434,12 @@ fn teacher_maps(
             .collect();
         let png = GrayImage::from_raw(w as u32, h as u32, values).expect("one byte per map value");
         png.save(&sample.map)
-            .map_err(|e| DistillDetectError::File {
-                path: sample.map.clone(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| FileError::new(&sample.map, e))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
     let text = serde_json::to_string(&samples).expect("plain fields");
-    crate::write_atomic(&list, text.as_bytes()).map_err(|e| file_error(&list, e))?;
+    crate::write_atomic(&list, text.as_bytes()).map_err(|e| FileError::new(&list, e))?;
     Ok(samples)
 }
 
@@ -570,9 +529,11 @@ fn load_sample(
         .copied()
         .collect();
     let map = image::open(&sample.map)
-        .map_err(|e| DistillDetectError::File {
-            path: sample.map.clone(),
-            reason: format!("{e}; delete the directory to rebuild the teacher maps"),
+        .map_err(|e| {
+            FileError::new(
+                &sample.map,
+                format!("{e}; delete the directory to rebuild the teacher maps"),
+            )
         })?
         .to_luma8();
     let map = if map.dimensions() == (w as u32, h as u32) {
@@ -628,7 +589,7 @@ fn loss(z: &Tensor, batch: &Batch, options: &Options) -> candle_core::Result<Ten
             batch.truth.avg_pool2d((fy, fx))?,
         )
     };
-    let t = options.temperature;
+    let t = options.settings.temperature;
     let q = teacher.clamp(1e-4f32, 1.0 - 1e-4)?;
     let teacher_logit = ((&q / (1.0 - &q)?)?).log()?;
     let soft = candle_nn::ops::sigmoid(&(teacher_logit / t)?)?;
@@ -641,19 +602,12 @@ fn loss(z: &Tensor, batch: &Batch, options: &Options) -> candle_core::Result<Ten
     let weight = ((text * (TEXT_WEIGHT - 1.0))? + 1.0)?;
     let norm = weight.sum_all()?;
     let distill = ((kl * &weight)?.sum_all()? / &norm)?.affine(t * t, 0.0)?;
-    if options.alpha == 0.0 {
+    if options.settings.alpha == 0.0 {
         return Ok(distill);
     }
     let log_p1 = softplus(&z.neg()?)?.neg()?;
     let log_not_p1 = softplus(z)?.neg()?;
     let bce = ((&truth * log_p1)? + ((1.0 - &truth)? * log_not_p1)?)?.neg()?;
     let task = ((bce * &weight)?.sum_all()? / &norm)?;
-    distill + (task * options.alpha)?
-}
-
-fn file_error(path: &Path, e: std::io::Error) -> DistillDetectError {
-    DistillDetectError::File {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
+    distill + (task * options.settings.alpha)?
 }

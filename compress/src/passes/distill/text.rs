@@ -15,16 +15,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{D, Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use crate::FileError;
 use crate::bert::net::{self, Net};
 use crate::data;
 use crate::data::corpus::DataError;
 use crate::package::text::{PackageError, TextPackage};
+use crate::train::scaffold::{Decay, RunControl, Schedule, Trainer};
 
 /// Errors of the distillation pass.
 #[derive(Debug, thiserror::Error)]
@@ -39,16 +40,51 @@ pub enum DistillError {
     #[error(transparent)]
     Data(#[from] DataError),
     /// A cache or checkpoint file could not be used.
-    #[error("{path}: {reason}")]
-    File {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong.
-        reason: String,
-    },
+    #[error(transparent)]
+    File(#[from] FileError),
     /// candle failed while training.
     #[error("training failed: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+/// How a text student is trained: the `[distill]` table of a text recipe and the flags of
+/// `edgemass-compress distill` for a text package, declared once.
+#[derive(Debug, Clone, PartialEq, Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Passes over the training texts.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Texts per step.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Peak learning rate (linear warm-up over a tenth of the steps, then linear decay).
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Softening temperature T.
+    #[arg(long, default_value_t = 2.0)]
+    pub temperature: f64,
+    /// Weight alpha of the cross-entropy on labelled texts.
+    #[arg(long, default_value_t = 0.5)]
+    pub alpha: f64,
+    /// Variants of every labelled training text (words dropped, swapped, cut to a span) for the
+    /// teacher to label, as extra unlabelled texts.
+    #[arg(long, default_value_t = 0)]
+    pub augment: usize,
+    /// roget.csv.bz2 (in a recipe: relative to the model cache): the variants also swap words for
+    /// others of their thesaurus category.
+    #[arg(long)]
+    pub thesaurus: Option<PathBuf>,
+    /// Weight beta of the mean squared error between the student's and the teacher's pooled
+    /// vectors (0: logits only; the hidden sizes must match).
+    #[arg(long, default_value_t = 0.0)]
+    pub hidden_weight: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        crate::flag_defaults()
+    }
 }
 
 /// What to distill and how.
@@ -69,40 +105,18 @@ pub struct Options {
     pub name: String,
     /// Directory for the teacher-logit cache and checkpoints.
     pub work: PathBuf,
-    /// Passes over the training data.
-    pub epochs: usize,
-    /// Texts per step.
-    pub batch_size: usize,
-    /// Peak learning rate (linear warm-up, then linear decay).
-    pub learning_rate: f64,
-    /// Softening temperature `T`.
-    pub temperature: f64,
-    /// Weight `α` of the cross-entropy on labelled rows.
-    pub alpha: f64,
+    /// How the student is trained.
+    pub settings: Settings,
     /// Seed of the split and the shuffles (the split matches `train-text` with the same seed).
     pub seed: u64,
-    /// Variants of every labelled training text (words dropped, swapped, cut to a span; see
-    /// [`crate::data::augment`]) added as unlabelled texts for the teacher to label (0: none).
-    pub augment: usize,
-    /// `roget.csv.bz2`: lets the variants swap words for others of their thesaurus category
-    /// ([`crate::data::thesaurus`]); without it they only drop, draw and cut.
-    pub thesaurus: Option<PathBuf>,
-    /// Weight `β` of the mean squared error between the student's and the teacher's pooled
-    /// vectors (0: logits only). The student's hidden size must be the teacher's.
-    pub hidden_weight: f64,
     /// Use only the first N labelled training texts.
     pub train_limit: Option<usize>,
     /// Use only the first N unlabelled texts.
     pub unlabelled_limit: Option<usize>,
     /// Measure on only the first N held-out texts.
     pub test_limit: Option<usize>,
-    /// Steps between checkpoints (0: none).
-    pub checkpoint_every: usize,
-    /// Continue from the checkpoint in `work` when there is one.
-    pub resume: bool,
-    /// Stop after this many steps in total, leaving a checkpoint to resume from (for runs split
-    /// across sessions).
-    pub stop_after: Option<usize>,
+    /// Checkpoints, resuming and stopping early.
+    pub control: RunControl,
     /// Draw progress bars.
     pub progress: bool,
 }
@@ -110,7 +124,10 @@ pub struct Options {
 impl Options {
     /// The thesaurus the variants swap words from: none without variants.
     fn swaps(&self) -> Option<&Path> {
-        self.thesaurus.as_deref().filter(|_| self.augment > 0)
+        self.settings
+            .thesaurus
+            .as_deref()
+            .filter(|_| self.settings.augment > 0)
     }
 
     /// Defaults for distilling `student` from `teacher` on `data` into `out`.
@@ -123,21 +140,12 @@ impl Options {
             out: out.to_owned(),
             name: "student".into(),
             work: out.join("work"),
-            epochs: 3,
-            batch_size: 32,
-            learning_rate: 1e-4,
-            temperature: 2.0,
-            alpha: 0.5,
-            augment: 0,
-            thesaurus: None,
-            hidden_weight: 0.0,
+            settings: Settings::default(),
             seed: 42,
             train_limit: None,
             unlabelled_limit: None,
             test_limit: None,
-            checkpoint_every: 200,
-            resume: true,
-            stop_after: None,
+            control: RunControl::default(),
             progress: false,
         }
     }
@@ -216,28 +224,24 @@ fn tokenized(student: &TextPackage, cached: Vec<Cached>) -> Result<Vec<Row>, Dis
         .collect())
 }
 
-#[derive(Serialize, Deserialize)]
-struct Checkpoint {
-    step: usize,
-    teacher: String,
-    student: String,
-}
-
 /// Rows trained on between shuffles; the cache is streamed in pieces this large.
 const CHUNK_BATCHES: usize = 32;
 
 /// Distills the student into a new package.
 pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let started = Instant::now();
-    if options.epochs == 0 || options.batch_size == 0 || options.temperature <= 0.0 {
+    if options.settings.epochs == 0
+        || options.settings.batch_size == 0
+        || options.settings.temperature <= 0.0
+    {
         return Err(DistillError::Options(
             "epochs and batch size must be at least 1, the temperature above 0".into(),
         ));
     }
-    if !(options.hidden_weight >= 0.0 && options.hidden_weight.is_finite()) {
+    if !(options.settings.hidden_weight >= 0.0 && options.settings.hidden_weight.is_finite()) {
         return Err(DistillError::Options(format!(
             "the hidden-state weight must be 0 or more, not {}",
-            options.hidden_weight
+            options.settings.hidden_weight
         )));
     }
     let device = Device::Cpu;
@@ -253,7 +257,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let head = head(&model, &student)?.clone();
     // The teacher's encoder, read only for hidden-state distillation: its graph gives the pooled
     // vectors.
-    let teacher_encoder = if options.hidden_weight > 0.0 {
+    let teacher_encoder = if options.settings.hidden_weight > 0.0 {
         Some(teacher.encoder()?)
     } else {
         None
@@ -270,7 +274,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
             )));
         }
     }
-    std::fs::create_dir_all(&options.work).map_err(|e| file_error(&options.work, e))?;
+    std::fs::create_dir_all(&options.work).map_err(|e| FileError::new(&options.work, e))?;
 
     let (train_file, test_file) = teacher_cache(options, &teacher, teacher_encoder.as_ref())?;
     let examples = count_rows(&train_file)?;
@@ -281,20 +285,12 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let net = Net::new(&model.encoder, &head, model.pooling, &device)?;
     let before = held_out(&net, &test_rows, options, &device)?;
 
-    let checkpoint_path = options.work.join("checkpoint.safetensors");
-    let state_path = options.work.join("checkpoint.json");
-    let mut start = 0;
-    if options.resume && state_path.is_file() {
-        let text = std::fs::read_to_string(&state_path).map_err(|e| file_error(&state_path, e))?;
-        let state: Checkpoint = serde_json::from_str(&text).map_err(|e| DistillError::File {
-            path: state_path.clone(),
-            reason: e.to_string(),
-        })?;
-        if state.teacher == teacher.sha256 && state.student == student.sha256 {
-            net.load(&checkpoint_path)?;
-            start = state.step;
-        }
-    }
+    let checkpoints = options
+        .control
+        .checkpoints(&options.work, &teacher.sha256, &student.sha256);
+    let start = options.control.resume(&checkpoints, |path| {
+        net.load(path).map_err(DistillError::from)
+    })?;
 
     let report = |now: &Measured, steps: usize, manifest: Option<PathBuf>| Report {
         examples,
@@ -309,73 +305,52 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         manifest,
     };
     let batches_per_epoch = {
-        let chunk = options.batch_size * CHUNK_BATCHES;
-        (examples / chunk) * CHUNK_BATCHES + (examples % chunk).div_ceil(options.batch_size)
+        let chunk = options.settings.batch_size * CHUNK_BATCHES;
+        (examples / chunk) * CHUNK_BATCHES
+            + (examples % chunk).div_ceil(options.settings.batch_size)
     };
-    let total = batches_per_epoch * options.epochs;
-    let warmup = (total / 10).max(1);
-    let mut optimizer = AdamW::new(
+    let total = batches_per_epoch * options.settings.epochs;
+    let mut trainer = Trainer::new(
         net.trainable(false),
-        ParamsAdamW {
-            lr: options.learning_rate,
-            weight_decay: 0.01,
-            ..Default::default()
-        },
+        Schedule::new(options.settings.lr, total, 10, Decay::Linear),
+        0.01,
+        options.progress,
+        "distilling",
+        start,
     )?;
-    let bar = crate::progress_bar(options.progress, total as u64, "distilling");
-    bar.set_position(start.min(total) as u64);
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
-    let mut step = 0;
-    for _ in 0..options.epochs {
+    for _ in 0..options.settings.epochs {
         let mut stream = RowStream::open(&train_file)?;
-        while let Some(chunk) = stream.next_chunk(options.batch_size * CHUNK_BATCHES)? {
+        while let Some(chunk) = stream.next_chunk(options.settings.batch_size * CHUNK_BATCHES)? {
             let mut chunk = tokenized(&student, chunk)?;
             chunk.shuffle(&mut rng);
             let mut batches: Vec<Vec<Row>> = {
                 chunk.sort_by_key(|r| r.ids.len());
                 chunk
-                    .chunks(options.batch_size)
+                    .chunks(options.settings.batch_size)
                     .map(<[Row]>::to_vec)
                     .collect()
             };
             batches.shuffle(&mut rng);
             for rows in &batches {
-                step += 1;
+                let step = trainer.next_step();
                 if step <= start {
                     continue;
                 }
-                let lr = if step <= warmup {
-                    options.learning_rate * step as f64 / warmup as f64
-                } else {
-                    options.learning_rate * (total + 1 - step) as f64 / (total + 1 - warmup) as f64
-                };
-                optimizer.set_learning_rate(lr);
                 let batch = tensors(rows, &device)?;
                 let pooled = net.embed(&batch.inputs, true)?;
-                let loss = loss(&net.logits(&pooled)?, &pooled, &batch, options)?;
-                optimizer.backward_step(&loss)?;
-                bar.set_message(format!("loss {:.4}", loss.to_scalar::<f32>()?));
-                bar.inc(1);
-                let stop = options.stop_after == Some(step);
-                if stop || (options.checkpoint_every > 0 && step % options.checkpoint_every == 0) {
-                    save_checkpoint(
-                        &net,
-                        step,
-                        &teacher,
-                        &student,
-                        &checkpoint_path,
-                        &state_path,
-                    )?;
-                }
-                if stop {
-                    bar.finish_and_clear();
+                trainer.backward_step(&loss(&net.logits(&pooled)?, &pooled, &batch, options)?)?;
+                if checkpoints
+                    .after_step(step, |path| net.save(path).map_err(DistillError::from))?
+                {
+                    trainer.finish();
                     let now = held_out(&net, &test_rows, options, &device)?;
                     return Ok(report(&now, step - start, None));
                 }
             }
         }
     }
-    bar.finish_and_clear();
+    trainer.finish();
     let after = held_out(&net, &test_rows, options, &device)?;
 
     let (mut encoder, mut head) = (model.encoder.clone(), head);
@@ -383,18 +358,18 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let mut provenance = student.derived_provenance(format!(
         "distill: {} epochs over {examples} texts ({labelled} labelled, {} variants each{}), T {}, \
          alpha {}, hidden-state weight {}, lr {}, batch {}",
-        options.epochs,
-        options.augment,
+        options.settings.epochs,
+        options.settings.augment,
         if options.swaps().is_some() {
             " with thesaurus swaps"
         } else {
             ""
         },
-        options.temperature,
-        options.alpha,
-        options.hidden_weight,
-        options.learning_rate,
-        options.batch_size
+        options.settings.temperature,
+        options.settings.alpha,
+        options.settings.hidden_weight,
+        options.settings.lr,
+        options.settings.batch_size
     ));
     provenance.teacher_sha256 = Some(teacher.sha256.clone());
     provenance
@@ -417,12 +392,12 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         &crate::bert::onnx::classifier(&encoder, model.pooling, &head),
         provenance,
     )?;
-    for done in [&checkpoint_path, &state_path] {
-        if done.exists() {
-            std::fs::remove_file(done).map_err(|e| file_error(done, e))?;
-        }
-    }
-    Ok(report(&after, step.saturating_sub(start), Some(manifest)))
+    checkpoints.remove()?;
+    Ok(report(
+        &after,
+        trainer.steps().saturating_sub(start),
+        Some(manifest),
+    ))
 }
 
 /// The classification head of a package's encoder.
@@ -445,7 +420,7 @@ fn loss(
     batch: &BatchTensors,
     options: &Options,
 ) -> candle_core::Result<Tensor> {
-    let t = options.temperature;
+    let t = options.settings.temperature;
     let student_log = candle_nn::ops::log_softmax(&(logits / t)?, D::Minus1)?;
     let teacher_log = candle_nn::ops::log_softmax(&(&batch.teacher / t)?, D::Minus1)?;
     let kl = (teacher_log.exp()? * (teacher_log - student_log)?)?
@@ -455,10 +430,10 @@ fn loss(
     // Caches carry pooled vectors only when distillation asks for them (their names say so).
     if let Some(theirs) = &batch.pooled {
         let mse = (pooled - theirs)?.sqr()?.mean_all()?;
-        total = (total + (mse * options.hidden_weight)?)?;
+        total = (total + (mse * options.settings.hidden_weight)?)?;
     }
     let labelled = batch.mask.sum_all()?.to_scalar::<f32>()?;
-    if options.alpha == 0.0 || labelled == 0.0 {
+    if options.settings.alpha == 0.0 || labelled == 0.0 {
         return Ok(total);
     }
     let log_probs = candle_nn::ops::log_softmax(logits, D::Minus1)?;
@@ -466,7 +441,7 @@ fn loss(
         .gather(&batch.labels.unsqueeze(1)?, 1)?
         .squeeze(1)?;
     let ce = ((picked * &batch.mask)?.sum_all()? * (-1.0 / f64::from(labelled)))?;
-    total + (ce * options.alpha)?
+    total + (ce * options.settings.alpha)?
 }
 
 /// A batch of rows as tensors: the student's inputs and what the teacher said.
@@ -583,7 +558,7 @@ fn teacher_cache(
         &teacher.sha256[..16],
         options.seed,
         options.train_limit.map_or("all".into(), |n| n.to_string()),
-        options.augment,
+        options.settings.augment,
         if options.swaps().is_some() {
             "-syn"
         } else {
@@ -617,7 +592,12 @@ fn teacher_cache(
         .transpose()?;
     let variants = {
         let reviews: Vec<&str> = corpus.train.iter().map(|e| e.text.as_str()).collect();
-        crate::data::augment::variants(&reviews, options.augment, thesaurus.as_ref(), &mut rng)
+        crate::data::augment::variants(
+            &reviews,
+            options.settings.augment,
+            thesaurus.as_ref(),
+            &mut rng,
+        )
     };
     let mut texts: Vec<(String, Option<u32>)> = corpus
         .train
@@ -669,7 +649,7 @@ fn write_teacher_rows(
     bar: &ProgressBar,
 ) -> Result<(), DistillError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| file_error(dir, e))?;
+    let file = tempfile::NamedTempFile::new_in(dir).map_err(|e| FileError::new(dir, e))?;
     let mut out = BufWriter::new(file);
     for chunk in rows.chunks(32) {
         let texts: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
@@ -685,18 +665,16 @@ fn write_teacher_rows(
                 logits,
                 pooled: pooled.as_mut().and_then(Iterator::next),
             };
-            serde_json::to_writer(&mut out, &row).map_err(|e| DistillError::File {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-            out.write_all(b"\n").map_err(|e| file_error(path, e))?;
+            serde_json::to_writer(&mut out, &row).map_err(|e| FileError::new(path, e))?;
+            out.write_all(b"\n").map_err(|e| FileError::new(path, e))?;
         }
         bar.inc(chunk.len() as u64);
     }
     let file = out
         .into_inner()
-        .map_err(|e| file_error(path, e.into_error()))?;
-    file.persist(path).map_err(|e| file_error(path, e.error))?;
+        .map_err(|e| FileError::new(path, e.into_error()))?;
+    file.persist(path)
+        .map_err(|e| FileError::new(path, e.error))?;
     Ok(())
 }
 
@@ -708,7 +686,7 @@ struct RowStream {
 
 impl RowStream {
     fn open(path: &Path) -> Result<RowStream, DistillError> {
-        let file = std::fs::File::open(path).map_err(|e| file_error(path, e))?;
+        let file = std::fs::File::open(path).map_err(|e| FileError::new(path, e))?;
         Ok(RowStream {
             path: path.to_owned(),
             lines: BufReader::new(file).lines(),
@@ -718,10 +696,12 @@ impl RowStream {
     fn next_chunk(&mut self, size: usize) -> Result<Option<Vec<Cached>>, DistillError> {
         let mut rows = Vec::with_capacity(size);
         for line in self.lines.by_ref() {
-            let line = line.map_err(|e| file_error(&self.path, e))?;
-            rows.push(serde_json::from_str(&line).map_err(|e| DistillError::File {
-                path: self.path.clone(),
-                reason: format!("corrupt cache line ({e}); delete the file to rebuild it"),
+            let line = line.map_err(|e| FileError::new(&self.path, e))?;
+            rows.push(serde_json::from_str(&line).map_err(|e| {
+                FileError::new(
+                    &self.path,
+                    format!("corrupt cache line ({e}); delete the file to rebuild it"),
+                )
             })?);
             if rows.len() == size {
                 break;
@@ -749,29 +729,4 @@ fn read_rows(path: &Path) -> Result<Vec<Cached>, DistillError> {
         rows.extend(chunk);
     }
     Ok(rows)
-}
-
-fn save_checkpoint(
-    net: &Net,
-    step: usize,
-    teacher: &TextPackage,
-    student: &TextPackage,
-    weights: &Path,
-    state: &Path,
-) -> Result<(), DistillError> {
-    net.save(weights)?;
-    let text = serde_json::to_string(&Checkpoint {
-        step,
-        teacher: teacher.sha256.clone(),
-        student: student.sha256.clone(),
-    })
-    .expect("plain fields");
-    crate::write_atomic(state, text.as_bytes()).map_err(|e| file_error(state, e))
-}
-
-fn file_error(path: &Path, e: std::io::Error) -> DistillError {
-    DistillError::File {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    }
 }

@@ -9,34 +9,30 @@ use serde::Deserialize;
 use crate::bert::Encoder;
 use crate::bert::weights::{Layer, Linear, Param};
 use crate::package::text::{PackageError, TextPackage};
+use crate::passes::prune::Criterion;
 
-/// How a structure's importance is measured.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Criterion {
-    /// Sum of absolute weights.
-    L1,
-    /// Euclidean norm of the weights.
-    #[default]
-    L2,
-}
-
-/// What to keep. Absent fields leave that structure whole.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// What to keep, absent fields leaving that structure whole: the `[prune]` table of a text
+/// recipe and the flags of `edgemass-compress prune` for a text package, declared once.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
-    /// Positions in the run order of the layers to keep (`[0, 2, 4]` keeps every other layer of
-    /// six).
+    /// Positions in the run order of the layers to keep (0,2,4 keeps every other layer of six;
+    /// in a recipe, [0, 2, 4]).
+    #[arg(long, value_delimiter = ',')]
     pub layers: Option<Vec<usize>>,
     /// Attention heads kept in every layer.
+    #[arg(long)]
     pub heads: Option<usize>,
     /// Fraction of feed-forward neurons kept, in (0, 1].
+    #[arg(long)]
     pub ffn: Option<f64>,
     /// Rank feed-forward neurons across all layers at once instead of layer by layer, so layers
     /// with more important neurons keep more of them.
+    #[arg(long)]
     #[serde(default)]
     pub ffn_global: bool,
     /// Importance measure.
+    #[arg(long, value_enum, default_value_t = Criterion::L2)]
     #[serde(default)]
     pub criterion: Criterion,
 }
@@ -181,10 +177,9 @@ fn keep_heads(layer: &mut Layer, heads: usize, size: usize, criterion: Criterion
             let span = h * size..(h + 1) * size;
             let rows: f64 = [&layer.query, &layer.key, &layer.value]
                 .iter()
-                .map(|l| norm_part(criterion, span.clone().flat_map(|r| row(&l.weight, r))))
+                .map(|l| criterion.norm(span.clone().flat_map(|r| row(&l.weight, r))))
                 .sum();
-            rows + norm_part(
-                criterion,
+            rows + criterion.norm(
                 span.clone()
                     .flat_map(|c| column(&layer.attention_out.weight, c)),
             )
@@ -204,8 +199,8 @@ fn keep_neurons(layers: &mut [Layer], fraction: f64, global: bool, criterion: Cr
         .map(|layer| {
             (0..layer.ffn_in.weight.shape[0])
                 .map(|n| {
-                    norm_part(criterion, row(&layer.ffn_in.weight, n))
-                        * norm_part(criterion, column(&layer.ffn_out.weight, n))
+                    criterion.norm(row(&layer.ffn_in.weight, n))
+                        * criterion.norm(column(&layer.ffn_out.weight, n))
                 })
                 .collect()
         })
@@ -239,16 +234,6 @@ fn top(scores: &[f64], count: usize) -> Vec<usize> {
     order.truncate(count);
     order.sort_unstable();
     order
-}
-
-fn norm_part(criterion: Criterion, values: impl Iterator<Item = f32>) -> f64 {
-    match criterion {
-        Criterion::L1 => values.map(|v| f64::from(v.abs())).sum(),
-        Criterion::L2 => values
-            .map(|v| f64::from(v) * f64::from(v))
-            .sum::<f64>()
-            .sqrt(),
-    }
 }
 
 fn row(w: &Param, r: usize) -> impl Iterator<Item = f32> + '_ {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 
-use super::check::{CheckError, run};
+use crate::onnx::tract::{CheckError, run};
 
 /// Bins of the calibration histograms.
 const BINS: usize = 2048;

@@ -15,12 +15,14 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::{Tensor, TypedRunnableModel};
 
 use crate::onnx::graph::constants_to_initializers;
+use crate::onnx::tract;
+use crate::onnx::tract::{
+    CheckError, compare, compare_planned, median_latency, median_latency_planned,
+};
 use crate::package::detect::{DetectPackage, DetectPackageError, INT8_FILE};
 use crate::passes::quantize::calibrate::{self, Method};
 use crate::passes::quantize::static_conv::{self, Candidate, Form, StaticError};
-use crate::passes::quantize::{
-    self, CheckError, compare, compare_planned, median_latency, median_latency_planned, nnef,
-};
+use crate::passes::quantize::{self, nnef};
 
 /// Errors of the pass; nothing is written when one occurs.
 #[derive(Debug, thiserror::Error)]
@@ -54,19 +56,41 @@ pub enum QuantizeDetectError {
     },
 }
 
-/// How to quantize.
-#[derive(Debug, Clone)]
-pub struct Options {
-    /// Images to calibrate and check on.
-    pub calibration: Vec<PathBuf>,
+/// How a detection package is quantized: the `[quantize]` table of a detection recipe and the
+/// flags of `edgemass-compress quantize` for a detection package, declared once.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Use only the first N calibration images.
+    #[arg(long, visible_alias = "limit", default_value_t = 16)]
+    pub calibration_images: usize,
     /// How activation ranges are chosen.
+    #[arg(long, value_enum, default_value_t = Method::Percentile)]
     pub method: Method,
-    /// Convolutions (by node or weight name) left float.
+    /// A convolution (node or weight name) left float; repeatable.
+    #[arg(long = "keep-float", value_name = "NAME")]
     pub keep_float: Vec<String>,
     /// Every output's cosine similarity to the float model must reach this.
+    #[arg(long, default_value_t = quantize::DEFAULT_MIN_COSINE)]
     pub min_cosine: f32,
-    /// Timed runs per form.
+    /// Timed tract runs per form.
+    #[arg(long, default_value_t = 10)]
     pub runs: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        crate::flag_defaults()
+    }
+}
+
+/// What to quantize and how.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Images to calibrate and check on (the first `settings.calibration_images` are used).
+    pub calibration: Vec<PathBuf>,
+    /// How.
+    pub settings: Settings,
 }
 
 /// One form as measured (the int8-weights form is left out when no weight is large enough to
@@ -229,27 +253,30 @@ pub fn quantize_package(
     out: &Path,
     name: &str,
 ) -> Result<Report, QuantizeDetectError> {
-    if options.calibration.is_empty() {
+    let settings = &options.settings;
+    let calibration =
+        &options.calibration[..settings.calibration_images.min(options.calibration.len())];
+    if calibration.is_empty() {
         return Err(QuantizeDetectError::Options(
             "no calibration images given".into(),
         ));
     }
-    if !(options.min_cosine > 0.0 && options.min_cosine <= 1.0) {
+    if !(settings.min_cosine > 0.0 && settings.min_cosine <= 1.0) {
         return Err(QuantizeDetectError::Options(format!(
             "the minimum cosine must be in (0, 1], not {}",
-            options.min_cosine
+            settings.min_cosine
         )));
     }
     let package = DetectPackage::open(manifest)?;
     let mut float = package.graph()?.proto;
     constants_to_initializers(&mut float);
-    let mut samples = Vec::with_capacity(options.calibration.len());
-    for path in &options.calibration {
+    let mut samples = Vec::with_capacity(calibration.len());
+    for path in calibration {
         let (tensor, _) = prepare(&load_image(path)?, &package.manifest.input);
         samples.push(vec![tensor]);
     }
     let keep = |n: &tract_onnx::pb::NodeProto| {
-        options
+        settings
             .keep_float
             .iter()
             .any(|k| *k == n.name || n.input.get(1) == Some(k))
@@ -273,11 +300,11 @@ pub fn quantize_package(
     let stats = calibrate::collect(&float, &tensors, &samples)?;
     let ranges: HashMap<String, (f32, f32)> = stats
         .iter()
-        .map(|(t, s)| (t.clone(), s.range(options.method)))
+        .map(|(t, s)| (t.clone(), s.range(settings.method)))
         .collect();
-    let (convs, left_float) = fit(&float, convs, &ranges, &samples, options.min_cosine)?;
+    let (convs, left_float) = fit(&float, convs, &ranges, &samples, settings.min_cosine)?;
     let mut weights_options = quantize::Options::new(quantize::Mode::Weights);
-    weights_options.keep_float = options.keep_float.clone();
+    weights_options.keep_float = settings.keep_float.clone();
     weights_options
         .keep_float
         .extend(left_float.iter().map(|&i| graph.node[i].input[1].clone()));
@@ -306,16 +333,16 @@ pub fn quantize_package(
         rows.push(Row {
             form,
             bytes: prost::Message::encoded_len(model),
-            tract: median_latency(model, &samples[0], options.runs, form)?,
+            tract: median_latency(model, &samples[0], settings.runs, form)?,
             cosine: cosine(&float, model, &samples)?,
         });
     }
     let qlinear = &forms.last().expect("the QLinear form is built").1;
-    let nnef = nnef_row(&float, qlinear, &samples, options.runs);
-    let correct = |r: &&Row| r.form != "float" && r.cosine >= options.min_cosine;
+    let nnef = nnef_row(&float, qlinear, &samples, settings.runs);
+    let correct = |r: &&Row| r.form != "float" && r.cosine >= settings.min_cosine;
     let Some(best) = rows.iter().filter(correct).min_by_key(|r| r.tract) else {
         return Err(QuantizeDetectError::Broken {
-            min_cosine: options.min_cosine,
+            min_cosine: settings.min_cosine,
             best: rows[1..].iter().map(|r| r.cosine).fold(0.0, f32::max),
         });
     };
@@ -327,7 +354,7 @@ pub fn quantize_package(
         .1;
     let provenance = package.derived_provenance(format!(
         "quantize: {chosen} int8 ({} activations calibrated on {} images, {} convolutions)",
-        options.method.name(),
+        settings.method.name(),
         samples.len(),
         convs.len()
     ));
@@ -386,17 +413,17 @@ fn deviation(
         return Err(CheckError::NoSamples);
     };
     // Every sample is prepared to the manifest's input shape: one plan each serves them all.
-    let reference = quantize::plan(float, first, "float")?;
-    let candidate = quantize::plan(qdq, first, "quantized")?;
+    let reference = tract::plan(float, first, "float")?;
+    let candidate = tract::plan(qdq, first, "quantized")?;
     let outputs = |plan: &Arc<TypedRunnableModel>, sample: &[Tensor], label: &str| {
         let mut values = Vec::new();
-        for t in quantize::execute(plan, sample, label)? {
+        for t in tract::execute(plan, sample, label)? {
             let t = t
                 .cast_to::<f32>()
-                .map_err(quantize::tract_error(label, "read an output of"))?;
+                .map_err(tract::tract_error(label, "read an output of"))?;
             let view = t
                 .to_plain_array_view::<f32>()
-                .map_err(quantize::tract_error(label, "read an output of"))?;
+                .map_err(tract::tract_error(label, "read an output of"))?;
             values.push(view.to_owned());
         }
         Ok::<_, CheckError>(Outputs::new(names.iter().cloned().zip(values).collect()))

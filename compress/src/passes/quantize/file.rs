@@ -9,9 +9,11 @@ use prost::Message;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 
-use super::check::{CheckError, OutputCheck, SampleSpec, compare, median_latency, sample_inputs};
 use super::{Mode, Options, QuantizeError, QuantizedWeight, SkipReason, Skipped, quantize};
 use crate::onnx::graph::{Graph, GraphError};
+use crate::onnx::tract::{
+    CheckError, OutputCheck, SampleSpec, compare, median_latency, sample_inputs,
+};
 
 /// Errors of [`quantize_file`]; the output file is never written when one occurs.
 #[derive(Debug, thiserror::Error)]
@@ -57,14 +59,19 @@ pub enum FileError {
 /// [`Check::min_cosine`] says otherwise.
 pub const DEFAULT_MIN_COSINE: f32 = 0.99;
 
-/// How the quantized model is checked and measured before it is written.
-#[derive(Debug, Clone)]
+/// How the quantized model is checked and measured before it is written (the check flags of
+/// `edgemass-compress quantize`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Check {
-    /// Shapes (and value ranges) of inputs without a fixed declared shape.
+    /// Shape of an input for the check, NAME=DIMS[:LO..HI] (e.g. input_ids=1x64:0..1000); needed
+    /// for inputs with symbolic dims; repeatable.
+    #[arg(long = "sample", value_name = "NAME=DIMS")]
     pub samples: Vec<SampleSpec>,
-    /// Every output's cosine similarity to the float model must reach this.
+    /// Refuse to write when an output's cosine similarity to the float model is lower.
+    #[arg(long, default_value_t = DEFAULT_MIN_COSINE)]
     pub min_cosine: f32,
-    /// Time the float model and every quantized form in tract with this many runs each.
+    /// Also time the float model and every quantized form in tract (median of RUNS, 1 thread).
+    #[arg(long = "bench", value_name = "RUNS")]
     pub bench_runs: Option<usize>,
 }
 

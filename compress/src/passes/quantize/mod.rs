@@ -12,18 +12,13 @@
 //! `dynamic-ops` writes DynamicQuantizeLinear out as elementary nodes, for tract.
 
 pub mod calibrate;
-mod check;
 pub mod detect;
 mod file;
 mod int8;
 pub mod nnef;
 pub mod static_conv;
+pub mod text;
 
-pub use check::{
-    CheckError, OutputCheck, SampleSpec, compare, compare_planned, median_latency,
-    median_latency_planned, run, sample_inputs,
-};
-pub(crate) use check::{execute, plan, tract_error};
 pub use file::{BenchRow, Check, DEFAULT_MIN_COSINE, FileError, FileReport, quantize_file};
 pub use int8::{Int8Channels, quantize_per_channel};
 
@@ -34,6 +29,8 @@ use tract_onnx::pb::{
     tensor_proto::DataType,
 };
 
+use crate::onnx::graph::{int_attr, node_label};
+
 /// Weights with fewer values than this stay float unless [`Options::min_elements`] says otherwise.
 pub const DEFAULT_MIN_ELEMENTS: usize = 1024;
 
@@ -43,9 +40,11 @@ const AXIS_OPSET: i64 = 13;
 const DYNAMIC_OPSET: i64 = 11;
 
 /// Which quantized form to produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(try_from = "String")]
 pub enum Mode {
     /// Int8 weights dequantized in the graph; float arithmetic.
+    #[default]
     Weights,
     /// Int8 weights, and MatMuls run as MatMulInteger on activations quantized at run time by
     /// DynamicQuantizeLinear (ONNX Runtime fuses the pair).
@@ -69,22 +68,54 @@ impl Mode {
         }
     }
 
+    /// The mode called `name`, or an error listing the known ones.
+    pub fn from_name(name: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+                format!("mode `{name}` is unknown ({})", known.join(", "))
+            })
+    }
+
     /// Whether MatMuls become MatMulInteger.
     pub fn is_dynamic(self) -> bool {
         self != Mode::Weights
     }
 }
 
-/// What to quantize.
-#[derive(Debug, Clone)]
+impl TryFrom<String> for Mode {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Mode, String> {
+        Mode::from_name(&name)
+    }
+}
+
+/// What to quantize: the `[quantize]` table of a text recipe and the flags of
+/// `edgemass-compress quantize` for an ONNX file or a text package, declared once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, clap::Args)]
+#[serde(default, deny_unknown_fields)]
 pub struct Options {
-    /// The form to produce.
+    /// `weights`: int8 weights dequantized in the graph; `dynamic`: also MatMulInteger on
+    /// activations quantized at run time (ONNX Runtime's form); `dynamic-ops`: the same with the
+    /// activation quantization written out in elementary ops (faster in tract).
+    #[arg(long, value_enum, default_value_t = Mode::Weights)]
     pub mode: Mode,
     /// Weights with fewer values stay float.
+    #[arg(long, default_value_t = DEFAULT_MIN_ELEMENTS)]
     pub min_elements: usize,
-    /// Names of nodes (or of weights) whose weights stay float. A weight shared by several nodes
+    /// A node (or weight) whose weights stay float; repeatable. A weight shared by several nodes
     /// stays float when any of them is listed.
+    #[arg(long = "keep-float", value_name = "NAME")]
     pub keep_float: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        crate::flag_defaults()
+    }
 }
 
 impl Options {
@@ -92,8 +123,7 @@ impl Options {
     pub fn new(mode: Mode) -> Options {
         Options {
             mode,
-            min_elements: DEFAULT_MIN_ELEMENTS,
-            keep_float: Vec::new(),
+            ..Options::default()
         }
     }
 }
@@ -314,7 +344,7 @@ pub fn quantize(model: &ModelProto, options: &Options) -> Result<Quantized, Quan
             name: init.name.clone(),
             reason,
         };
-        let node = label(&graph.node[first], first);
+        let node = node_label(&graph.node[first], first);
         let Some((dims, elements)) = weight_dims(&init.dims) else {
             return Err(QuantizeError::WeightSize {
                 node,
@@ -388,7 +418,7 @@ pub fn quantize(model: &ModelProto, options: &Options) -> Result<Quantized, Quan
             name: init.name.clone(),
             nodes: quantizable
                 .iter()
-                .map(|&(n, _)| label(&graph.node[n], n))
+                .map(|&(n, _)| node_label(&graph.node[n], n))
                 .collect(),
             elements,
             axis,
@@ -536,13 +566,15 @@ fn weight_use(node: &NodeProto, slot: usize, dims: &[i64], mode: Mode) -> Option
                 Form::Dequantized
             },
         }),
-        ("Gemm", 1) if rank == 2 => Some(dequantized(if int_attr(node, "transB") == 0 {
-            1
-        } else {
-            0
-        })),
+        ("Gemm", 1) if rank == 2 => {
+            Some(dequantized(if int_attr(node, "transB").unwrap_or(0) == 0 {
+                1
+            } else {
+                0
+            }))
+        }
         ("Conv", 1) if rank >= 3 => Some(dequantized(0)),
-        ("Gather", 0) if rank == 2 && int_attr(node, "axis") == 0 => Some(Use {
+        ("Gather", 0) if rank == 2 && int_attr(node, "axis").unwrap_or(0) == 0 => Some(Use {
             axis: 0,
             form: Form::GatherRows,
         }),
@@ -558,23 +590,6 @@ fn weight_dims(dims: &[i64]) -> Option<(Vec<usize>, usize)> {
         .collect::<Option<_>>()?;
     let elements = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
     Some((dims, elements))
-}
-
-/// An integer attribute, 0 when absent.
-fn int_attr(node: &NodeProto, name: &str) -> i64 {
-    node.attribute
-        .iter()
-        .find(|a| a.name == name)
-        .map_or(0, |a| a.i)
-}
-
-/// A node's name for messages: its own, or `op #index` when it has none.
-fn label(node: &NodeProto, index: usize) -> String {
-    if node.name.is_empty() {
-        format!("{} #{index}", node.op_type)
-    } else {
-        node.name.clone()
-    }
 }
 
 /// The f32 values of an initializer, checked against its dims and for finiteness.

@@ -9,7 +9,7 @@ use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 use tract_onnx_opl::WithOnnx;
 
-use super::check::{CheckError, plan, tract_error};
+use crate::onnx::tract::{CheckError, plan, tract_error};
 
 fn nnef() -> Nnef {
     tract_nnef::nnef().with_onnx()

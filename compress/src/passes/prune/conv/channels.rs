@@ -12,6 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use tract_onnx::pb::{GraphProto, NodeProto};
 
+use crate::onnx::graph::{int_attr, node_label};
+
 /// A space's index.
 pub type SpaceId = usize;
 
@@ -713,20 +715,4 @@ fn channel_count(shapes: &HashMap<String, Vec<usize>>, tensor: &str) -> Option<u
 fn normalize_axis(axis: i64, rank: usize) -> Option<usize> {
     let axis = if axis < 0 { axis + rank as i64 } else { axis };
     (0..rank as i64).contains(&axis).then_some(axis as usize)
-}
-
-/// An integer attribute of a node.
-pub fn int_attr(node: &NodeProto, name: &str) -> Option<i64> {
-    node.attribute.iter().find(|a| a.name == name).map(|a| a.i)
-}
-
-/// A node's name for messages: its own, else its first output's.
-pub fn node_label(node: &NodeProto, index: usize) -> String {
-    if !node.name.is_empty() {
-        node.name.clone()
-    } else if let Some(out) = node.output.first().filter(|o| !o.is_empty()) {
-        out.clone()
-    } else {
-        format!("{}#{index}", node.op_type)
-    }
 }

@@ -15,35 +15,43 @@ use tract_onnx::pb::{self, ModelProto};
 
 use crate::onnx::graph::{Graph, constants_to_initializers, f32_data, f32_tensor, i64_tensor};
 use crate::onnx::inspect::{self, InputShape, InspectError};
+use crate::onnx::tract::{CheckError, run};
+use crate::package;
 use crate::package::detect::{DetectPackage, DetectPackageError};
-use crate::passes::prune::bert::Criterion;
-use crate::passes::quantize::{CheckError, run};
+use crate::passes::prune::Criterion;
 pub use channels::{Channels, Count, Group, Producer, SpaceId};
 
 /// Default rounding of kept channel counts: AVX2 and NEON kernels work on 8 (4) lanes.
 pub const DEFAULT_MULTIPLE: usize = 8;
 
-/// What to keep.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// What to keep: the `[prune]` table of a detection recipe and the flags of
+/// `edgemass-compress prune` for a detection package or an ONNX file, declared once.
+#[derive(Debug, Clone, PartialEq, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Fraction of the channels of every prunable group to keep, in (0, 1].
+    #[arg(long)]
     pub keep: f64,
     /// Rank channels of all groups at once (each group's norms scaled by its largest), so groups
     /// with more important channels keep more of them; `keep` is then the overall fraction.
+    #[arg(long)]
     #[serde(default)]
     pub global: bool,
     /// Importance measure.
+    #[arg(long, value_enum, default_value_t = Criterion::L2)]
     #[serde(default)]
     pub criterion: Criterion,
-    /// Kept counts are rounded up to a multiple of this.
+    /// Kept channel counts are rounded up to a multiple of this.
+    #[arg(long, default_value_t = DEFAULT_MULTIPLE)]
     #[serde(default = "default_multiple")]
     pub multiple: usize,
     /// No group keeps fewer channels than this (or all it has, if fewer).
+    #[arg(long, default_value_t = DEFAULT_MULTIPLE)]
     #[serde(default = "default_multiple")]
     pub min_channels: usize,
-    /// Per-group fractions by the name of a convolution making the group: the first entry whose
-    /// `node` is a substring of a producer's name wins over `keep`.
+    /// A different fraction for the groups a convolution makes, NODE=FRACTION (NODE: part of its
+    /// name; repeatable; the first match wins over `keep`).
+    #[arg(long = "layer", value_name = "NODE=FRACTION")]
     #[serde(default)]
     pub layers: Vec<LayerKeep>,
 }
@@ -60,6 +68,22 @@ pub struct LayerKeep {
     pub node: String,
     /// Fraction of its group's channels to keep, in (0, 1].
     pub keep: f64,
+}
+
+impl std::str::FromStr for LayerKeep {
+    type Err = String;
+
+    /// Reads `NODE=FRACTION`.
+    fn from_str(spec: &str) -> Result<LayerKeep, String> {
+        spec.split_once('=')
+            .and_then(|(node, keep)| {
+                Some(LayerKeep {
+                    node: node.into(),
+                    keep: keep.parse().ok()?,
+                })
+            })
+            .ok_or_else(|| format!("`{spec}` is not NODE=FRACTION"))
+    }
 }
 
 impl Plan {
@@ -267,7 +291,7 @@ pub fn prune_package(
 ) -> Result<(Pruned, PathBuf), PruneConvError> {
     let package = DetectPackage::open(manifest)?;
     let shapes = if inputs.is_empty() {
-        vec![package_input(&package.manifest)]
+        vec![package::detect::package_input(&package.manifest)]
     } else {
         inputs.to_vec()
     };
@@ -286,14 +310,6 @@ pub fn prune_package(
         &provenance,
     )?;
     Ok((pruned, path))
-}
-
-/// The input shape a detection manifest feeds its model (batch 1).
-pub fn package_input(manifest: &edgemass::model::Manifest) -> InputShape {
-    InputShape {
-        name: manifest.input.name.clone(),
-        dims: edgemass::model::input_shape(manifest).to_vec(),
-    }
 }
 
 /// Runs the pruned graph in tract on zeros of the input shapes and checks every output has the
@@ -349,17 +365,10 @@ fn group_importance(
                 let start = (o * axis_len + c) * inner;
                 data[start..start + inner].iter().copied()
             });
-            *score += norm(criterion, values);
+            *score += criterion.norm(values);
         }
     }
     Ok(scores)
-}
-
-fn norm(criterion: Criterion, values: impl Iterator<Item = f32>) -> f64 {
-    match criterion {
-        Criterion::L1 => values.map(|v| f64::from(v.abs())).sum(),
-        Criterion::L2 => values.map(|v| f64::from(v).powi(2)).sum::<f64>().sqrt(),
-    }
 }
 
 /// How many channels each group keeps.
@@ -495,7 +504,7 @@ fn rewrite(
                 node.attribute
                     .retain(|a| a.name != "split" && a.name != "num_outputs");
                 if opset >= 13 {
-                    let name = format!("{}_pruned_split", channels::node_label(node, 0));
+                    let name = format!("{}_pruned_split", crate::onnx::graph::node_label(node, 0));
                     new_initializers.push(i64_tensor(&name, &[sizes.len()], &sizes));
                     node.input.resize(2, String::new());
                     replaced.push(std::mem::replace(&mut node.input[1], name));
