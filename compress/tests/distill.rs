@@ -37,6 +37,8 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
     options.settings.epochs = 2;
     options.settings.batch_size = 16;
     options.settings.lr = 3e-4;
+    // Without dropout the run is repeatable, so the resumed run's figures are the same every time.
+    options.settings.dropout = 0.0;
     options.control.checkpoint_every = 4;
     options.control.stop_after = Some(10);
     let first = passes::distill::text::distill(&options).unwrap();
@@ -56,7 +58,7 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
         caches, 2,
         "the teacher-logit caches were rebuilt or checkpoints left behind"
     );
-    // Measured here: 2.84 -> 2.48 (dropout makes runs differ slightly).
+    // Measured here: 2.84 -> 2.26 (the same every run).
     assert!(
         second.held_out_loss.1 < second.held_out_loss.0 * 0.95,
         "held-out loss {:?}",

@@ -285,25 +285,22 @@ fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
         recipe.data.test_images,
         steps[0].measured.photo_detections.len(),
     );
-    out.push_str(
-        "| step | bytes | parameters | MACs | tract ms | ORT ms | mAP@0.5 (tract) | mAP@0.5 (ORT) \
-         | precision / recall | agreement |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    let _ = writeln!(
+        out,
+        "{} mAP@0.5 (tract) | mAP@0.5 (ORT) | precision / recall | agreement |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        step::COST_HEADER
     );
     for s in steps {
         let v = &s.measured;
-        let ort = v.ort.as_ref();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} | {} | {:.4} | {} | {:.3} / {:.3} | {} |",
-            s.name,
-            v.bytes,
-            v.parameters,
-            v.macs
-                .map_or("–".into(), |n| format!("{:.1} M", n as f64 / 1e6)),
-            v.tract_ms,
-            ort.map_or("–".into(), |o| format!("{:.2}", o.latency_ms)),
+            "{} {:.4} | {} | {:.3} / {:.3} | {} |",
+            step::cost_cells(s),
             v.map,
-            ort.map_or("–".into(), |o| format!("{:.4}", o.map)),
+            v.ort
+                .as_ref()
+                .map_or("–".into(), |o| format!("{:.4}", o.map)),
             v.precision_recall.0,
             v.precision_recall.1,
             v.agreement.map_or("–".into(), |a| format!("{a:.4}")),

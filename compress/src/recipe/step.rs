@@ -18,6 +18,10 @@ pub trait Measured {
     fn ort_missing(&self) -> Option<&str>;
     /// Size of the ONNX file.
     fn bytes(&self) -> u64;
+    /// Values in initializers.
+    fn parameters(&self) -> u64;
+    /// Multiply-accumulates at batch 1, when tract could count them.
+    fn macs(&self) -> Option<u64>;
     /// The quality the plot shows (held-out accuracy, mAP), as a fraction.
     fn quality(&self) -> f64;
     /// What goes into the package's `[provenance.metrics]`.
@@ -44,6 +48,14 @@ macro_rules! measured {
 
             fn bytes(&self) -> u64 {
                 self.bytes
+            }
+
+            fn parameters(&self) -> u64 {
+                self.parameters
+            }
+
+            fn macs(&self) -> Option<u64> {
+                self.macs
             }
 
             fn quality(&self) -> f64 {
@@ -82,6 +94,25 @@ pub struct Outcome<M> {
 
 /// The speed target: the student in tract at least 3× faster than the teacher in onnxruntime.
 pub const SPEED_TARGET: f64 = 3.0;
+
+/// The cells every report table starts with, for a step: its name, bytes, parameters, MACs, tract
+/// ms and ORT ms (the header is [`COST_HEADER`]).
+pub fn cost_cells<M: Measured>(step: &Step<M>) -> String {
+    let m = &step.measured;
+    format!(
+        "| {} | {} | {} | {} | {:.2} | {} |",
+        step.name,
+        m.bytes(),
+        m.parameters(),
+        m.macs()
+            .map_or("–".into(), |n| format!("{:.1} M", n as f64 / 1e6)),
+        m.tract_ms(),
+        m.ort_ms().map_or("–".into(), |ms| format!("{ms:.2}")),
+    )
+}
+
+/// The header cells of [`cost_cells`].
+pub const COST_HEADER: &str = "| step | bytes | parameters | MACs | tract ms | ORT ms |";
 
 /// Whether `tract_ms` meets the speed target against `teacher` (`None`: onnxruntime was not
 /// measured).

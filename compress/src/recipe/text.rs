@@ -277,26 +277,20 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
     });
     let _ = writeln!(
         out,
-        "| step | bytes | parameters | MACs | tract ms | ORT ms | accuracy (tract) | accuracy \
-         (ORT) | F1 | agreement |{}\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+        "{} accuracy (tract) | accuracy (ORT) | F1 | agreement |{}\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|{}",
+        step::COST_HEADER,
         other.as_deref().unwrap_or(""),
         if other.is_some() { "---:|" } else { "" },
     );
     for s in steps {
         let v = &s.measured;
-        let ort = v.ort.as_ref();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.3} | {} |{}",
-            s.name,
-            v.bytes,
-            v.parameters,
-            v.macs
-                .map_or("–".into(), |n| format!("{:.1} M", n as f64 / 1e6)),
-            v.tract_ms,
-            ort.map_or("–".into(), |o| format!("{:.2}", o.latency_ms)),
+            "{} {} | {} | {:.3} | {} |{}",
+            step::cost_cells(s),
             percent(v.accuracy),
-            ort.map_or("–".into(), |o| percent(o.accuracy)),
+            v.ort.as_ref().map_or("–".into(), |o| percent(o.accuracy)),
             v.f1,
             percent(v.agreement),
             v.other_accuracy

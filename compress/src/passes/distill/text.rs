@@ -79,6 +79,9 @@ pub struct Settings {
     /// vectors (0: logits only; the hidden sizes must match).
     #[arg(long, default_value_t = 0.0)]
     pub hidden_weight: f64,
+    /// Dropout in the student while it trains (0: none, and the run is repeatable).
+    #[arg(long, default_value_t = crate::bert::net::DROPOUT)]
+    pub dropout: f32,
 }
 
 impl Default for Settings {
@@ -282,7 +285,8 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let labelled = examples.1;
     let examples = examples.0;
 
-    let net = Net::new(&model.encoder, &head, model.pooling, &device)?;
+    let mut net = Net::new(&model.encoder, &head, model.pooling, &device)?;
+    net.set_dropout(options.settings.dropout);
     let before = held_out(&net, &test_rows, options, &device)?;
 
     let checkpoints = options
