@@ -5,7 +5,6 @@
 //! `scripts/ort_detect.py`; its raw outputs are decoded by the same decoder).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use edgemass::model::Outputs;
 use edgemass::model::npy;
@@ -203,7 +202,6 @@ fn onnxruntime(
     settings: &Settings,
     scratch: &Path,
 ) -> Result<Ort, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ort_detect.py");
     let names: Vec<String> = package
         .manifest
         .decoder
@@ -232,28 +230,22 @@ fn onnxruntime(
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             transforms.push(transform);
         }
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&package.manifest.file)
-            .arg(&inputs)
-            .arg(&outputs)
-            .args(["--threads", &settings.ort_threads.to_string()])
-            .args([
-                "--runs",
-                &if c == 0 { settings.runs } else { 0 }.to_string(),
-            ])
-            .output()
-            .map_err(|e| format!("cannot start python3: {e}"))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return Err(format!(
-                "{} failed: {}",
-                script.display(),
-                err.lines().last().unwrap_or("no output")
-            ));
-        }
-        let reply: OrtReply = serde_json::from_slice(&out.stdout)
-            .map_err(|e| format!("unreadable reply from {}: {e}", script.display()))?;
+        let (threads, runs) = (
+            settings.ort_threads.to_string(),
+            if c == 0 { settings.runs } else { 0 }.to_string(),
+        );
+        let reply: OrtReply = crate::eval::ort::run_script(
+            "ort_detect.py",
+            &[
+                package.manifest.file.as_os_str(),
+                inputs.as_os_str(),
+                outputs.as_os_str(),
+                "--threads".as_ref(),
+                threads.as_ref(),
+                "--runs".as_ref(),
+                runs.as_ref(),
+            ],
+        )?;
         latency = latency.or(reply.latency_ms);
         for (i, transform) in transforms.iter().enumerate() {
             let mut pairs = Vec::with_capacity(names.len());

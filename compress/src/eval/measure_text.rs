@@ -4,7 +4,6 @@
 //! with the teacher in tract.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use serde::Deserialize;
@@ -252,21 +251,22 @@ pub fn measure(
 
 /// Runs `scripts/ort_text.py`; the error says why onnxruntime could not be measured.
 fn onnxruntime(model: &Path, rows: &Path, settings: &Settings) -> Result<Ort, String> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/ort_text.py");
-    let output = Command::new("python3")
-        .arg(&script)
-        .arg(model)
-        .arg(rows)
-        .args(["--sequence", &settings.sequence.to_string()])
-        .args(["--threads", &settings.ort_threads.to_string()])
-        .args(["--runs", &settings.runs.to_string()])
-        .output()
-        .map_err(|e| format!("cannot run python3 ({e})"))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let last = stderr.lines().last().unwrap_or("no message");
-        return Err(format!("{} failed: {last}", script.display()));
-    }
-    serde_json::from_slice(&output.stdout)
-        .map_err(|e| format!("unreadable output of {} ({e})", script.display()))
+    let (sequence, threads, runs) = (
+        settings.sequence.to_string(),
+        settings.ort_threads.to_string(),
+        settings.runs.to_string(),
+    );
+    crate::eval::ort::run_script(
+        "ort_text.py",
+        &[
+            model.as_os_str(),
+            rows.as_os_str(),
+            "--sequence".as_ref(),
+            sequence.as_ref(),
+            "--threads".as_ref(),
+            threads.as_ref(),
+            "--runs".as_ref(),
+            runs.as_ref(),
+        ],
+    )
 }

@@ -4,5 +4,6 @@
 pub mod detect;
 pub mod measure_detect;
 pub mod measure_text;
+pub mod ort;
 pub mod text;
 pub mod tune_decoder;
