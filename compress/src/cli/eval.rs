@@ -8,7 +8,7 @@ use clap::Parser;
 use edgemass_compress::eval;
 
 use super::family::{Family, FamilyHelp, Raw, without_model};
-use super::files;
+use edgemass_compress::data::{IMAGE_EXTENSIONS, files};
 
 /// `eval` of a text-classify package (`eval-text`).
 #[derive(Parser)]
@@ -86,7 +86,7 @@ pub struct EvalDetect {
 /// Runs `eval` on a detection package.
 pub fn detect(args: &EvalDetect) -> anyhow::Result<String> {
     use edgemass_compress::eval::detect as ev;
-    let (mut images, mut truth) = (files(&args.images, &["jpg", "jpeg", "png"])?, None);
+    let (mut images, mut truth) = (files(&args.images, IMAGE_EXTENSIONS)?, None);
     if let Some(data) = &args.data {
         let set = edgemass_compress::data::render_text::read_labels(data)?;
         images = set.iter().map(|l| data.join(&l.image)).collect();

@@ -14,7 +14,7 @@ mod run;
 mod train_text;
 mod tune_decoder;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Subcommand;
 
@@ -117,29 +117,6 @@ pub(crate) fn parse_range<T: std::str::FromStr>(s: &str) -> Result<(T, T), Strin
     s.split_once("..")
         .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
         .ok_or_else(|| format!("`{s}` is not MIN..MAX"))
-}
-
-/// Files under `paths` (directories are listed, in name order) whose extension is in `exts`.
-pub(crate) fn files(paths: &[PathBuf], exts: &[&str]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut listed: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| anyhow::anyhow!("cannot list {}: {e}", p.display()))?
-                .filter_map(|e| Some(e.ok()?.path()))
-                .filter(|f| {
-                    f.extension()
-                        .and_then(|e| e.to_str())
-                        .is_some_and(|e| exts.contains(&e.to_ascii_lowercase().as_str()))
-                })
-                .collect();
-            listed.sort();
-            out.extend(listed);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
 }
 
 /// Writes `model` to `path` whole or not at all.

@@ -8,7 +8,7 @@ use clap::Parser;
 use edgemass_compress::passes::quantize::{self, Check, detect};
 
 use super::family::{Family, FamilyHelp, Raw, without_model};
-use super::files;
+use edgemass_compress::data::{IMAGE_EXTENSIONS, files};
 
 /// `quantize` of an ONNX file.
 #[derive(Parser)]
@@ -103,7 +103,7 @@ fn quantize_text(args: &Text) -> anyhow::Result<String> {
 /// Runs `quantize` on a detection package.
 pub fn quantize_detect(args: &Detect) -> anyhow::Result<String> {
     let options = detect::Options {
-        calibration: files(&args.calibration, &["jpg", "jpeg", "png"])?,
+        calibration: files(&args.calibration, IMAGE_EXTENSIONS)?,
         settings: args.settings.clone(),
     };
     Ok(detect::quantize_package(&args.model, &options, &args.out, &args.name)?.to_text())

@@ -3,7 +3,9 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use super::{files, parse_range, parse_size};
+use edgemass_compress::data::{IMAGE_EXTENSIONS, files};
+
+use super::{parse_range, parse_size};
 
 #[derive(clap::Args)]
 pub struct RenderText {
@@ -42,7 +44,7 @@ pub fn run(args: &RenderText) -> anyhow::Result<String> {
     use edgemass_compress::data::render_text::{self, Options};
     let headlines = edgemass_compress::data::corpus::guardian_headlines(&args.words)?;
     let options = Options {
-        photos: files(&args.photos, &["jpg", "jpeg", "png"])?,
+        photos: files(&args.photos, IMAGE_EXTENSIONS)?,
         fonts: files(&args.fonts, &["ttf", "otf"])?,
         words: render_text::words(&headlines),
         out: args.out.clone(),

@@ -141,7 +141,7 @@ pub fn run(
         }
         say(format!("rendering {count} images into {}", dir.display()));
         render_text::render(&render_text::Options {
-            photos: images_in(&cache.join(photos))?,
+            photos: crate::data::files(&[cache.join(photos)], crate::data::IMAGE_EXTENSIONS)?,
             fonts: crate::data::render_text::DEJAVU_CORE
                 .iter()
                 .map(PathBuf::from)
@@ -161,7 +161,7 @@ pub fn run(
     let mut sets = Sets {
         rendered: test.iter().map(|l| test_dir.join(&l.image)).collect(),
         truth: truth_of(&test),
-        photos: images_in(&cache.join(&d.photos))?,
+        photos: crate::data::files(&[cache.join(&d.photos)], crate::data::IMAGE_EXTENSIONS)?,
         teacher_boxes: None,
     };
     let scratch = out.join("work");
@@ -250,24 +250,6 @@ pub fn run(
         "mAP@0.5 (rendered text)",
         |steps, points| markdown(recipe, steps, points),
     )?)
-}
-
-/// The `.jpg` and `.png` files of a directory, in name order.
-fn images_in(dir: &Path) -> Result<Vec<PathBuf>, RecipeError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| RecipeError::Recipe {
-            path: dir.to_owned(),
-            reason: e.to_string(),
-        })?
-        .filter_map(|e| Some(e.ok()?.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e, "jpg" | "jpeg" | "png"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
 }
 
 fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
