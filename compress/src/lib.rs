@@ -1,6 +1,18 @@
 //! edgemass-compress: reads ONNX teachers and BERT-family checkpoints, and (as passes land)
 //! prunes, distills and quantizes them into students for edgemass.
 
+/// `impl Default` for a settings struct whose flags all have defaults: the flags' defaults are
+/// the struct's (see [`flag_defaults`]).
+macro_rules! default_from_flags {
+    ($settings:ty) => {
+        impl Default for $settings {
+            fn default() -> $settings {
+                $crate::flag_defaults()
+            }
+        }
+    };
+}
+
 pub mod bert;
 pub mod data;
 pub mod eval;

@@ -39,21 +39,21 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
     options.settings.lr = 3e-4;
     // Without dropout the run is repeatable, so the resumed run's figures are the same every time.
     options.settings.dropout = 0.0;
-    options.control.checkpoint_every = 4;
-    options.control.stop_after = Some(10);
+    options.run.control.checkpoint_every = 4;
+    options.run.control.stop_after = Some(10);
     let first = passes::distill::text::distill(&options).unwrap();
     eprintln!("{first:?}");
-    assert!(first.manifest.is_none());
+    assert!(first.trained.manifest.is_none());
     assert_eq!((first.examples, first.labelled), (384, 320));
-    assert_eq!(first.steps, 10);
-    assert!(options.work.join("checkpoint.safetensors").is_file());
+    assert_eq!(first.trained.steps, 10);
+    assert!(options.run.work().join("checkpoint.safetensors").is_file());
 
-    options.control.stop_after = None;
+    options.run.control.stop_after = None;
     let second = passes::distill::text::distill(&options).unwrap();
     eprintln!("{second:?}");
-    assert_eq!(second.resumed_from, Some(10));
-    assert_eq!(second.steps, 2 * 384usize.div_ceil(16) - 10);
-    let caches = std::fs::read_dir(&options.work).unwrap().count();
+    assert_eq!(second.trained.resumed_from, Some(10));
+    assert_eq!(second.trained.steps, 2 * 384usize.div_ceil(16) - 10);
+    let caches = std::fs::read_dir(options.run.work()).unwrap().count();
     assert_eq!(
         caches, 2,
         "the teacher-logit caches were rebuilt or checkpoints left behind"
@@ -65,7 +65,7 @@ fn distilled_student_learns_resumes_and_scores_the_same_in_tract() {
         second.held_out_loss
     );
 
-    let manifest = second.manifest.unwrap();
+    let manifest = second.trained.manifest.unwrap();
     let tract = eval::text::evaluate(&manifest, &data, 42, Some(100)).unwrap();
     assert!(
         (tract.accuracy - second.accuracy.1).abs() <= 0.01 + 1e-9,
@@ -93,7 +93,7 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
     options.settings.epochs = 3;
     options.settings.batch_size = 16;
     options.settings.lr = 3e-4;
-    options.control.checkpoint_every = 0;
+    options.run.control.checkpoint_every = 0;
 
     options.settings.hidden_weight = -1.0;
     let e = passes::distill::text::distill(&options)
@@ -115,7 +115,7 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
         "held-out loss {:?}",
         report.held_out_loss
     );
-    let cache = std::fs::read_dir(&options.work)
+    let cache = std::fs::read_dir(options.run.work())
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -138,7 +138,7 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
     let reviews = edgemass_compress::data::corpus::corpus(
         &options.data,
         None,
-        options.seed,
+        options.run.seed,
         options.limits(),
     )
     .unwrap()
@@ -155,7 +155,7 @@ fn hidden_state_distillation_on_augmented_reviews_lowers_the_held_out_loss() {
             assert!(words.contains(&word), "{word:?} in {text:?}");
         }
     }
-    let text = std::fs::read_to_string(report.manifest.unwrap()).unwrap();
+    let text = std::fs::read_to_string(report.trained.manifest.unwrap()).unwrap();
     assert!(
         text.contains("2 variants each with thesaurus swaps")
             && text.contains("hidden-state weight 1"),

@@ -61,24 +61,24 @@ fn detector_student_learns_and_resumes() {
     options.settings.epochs = 6;
     options.settings.batch_size = 4;
     options.settings.crop = 192;
-    options.control.checkpoint_every = 5;
-    options.control.stop_after = Some(10);
+    options.run.control.checkpoint_every = 5;
+    options.run.control.stop_after = Some(10);
     let first = distill(&options).unwrap();
-    assert!(first.manifest.is_none());
-    assert_eq!(first.steps, 10);
-    assert!(options.work.join("checkpoint.safetensors").is_file());
+    assert!(first.trained.manifest.is_none());
+    assert_eq!(first.trained.steps, 10);
+    assert!(options.run.work().join("checkpoint.safetensors").is_file());
 
-    options.control.stop_after = None;
+    options.run.control.stop_after = None;
     let second = distill(&options).unwrap();
-    assert_eq!(second.resumed_from, Some(10));
-    assert_eq!(second.steps, 6 * 4 - 10);
+    assert_eq!(second.trained.resumed_from, Some(10));
+    assert_eq!(second.trained.steps, 6 * 4 - 10);
     assert!(
         second.held_out_loss.1 < second.held_out_loss.0 * 0.8,
         "held-out loss {:?}",
         second.held_out_loss
     );
-    assert!(!options.work.join("checkpoint.json").exists());
-    let manifest = second.manifest.unwrap();
+    assert!(!options.run.work().join("checkpoint.json").exists());
+    let manifest = second.trained.manifest.unwrap();
     let text = std::fs::read_to_string(&manifest).unwrap();
     assert!(
         text.contains("distill-detect: 6 epochs over 16 images"),

@@ -65,7 +65,7 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
     let m: Vec<_> = outcome.steps.iter().map(|s| &s.measured).collect();
     for s in &m {
         assert_eq!(s.examples, 60);
-        assert!(s.tract_ms > 0.0);
+        assert!(s.cost.tract_ms > 0.0);
         let other = s
             .other_accuracy
             .expect("every step is scored on the other kind of text");
@@ -76,20 +76,23 @@ fn recipe_round_trip_writes_every_step_and_the_report() {
         );
     }
     assert_eq!(m[0].agreement, 1.0);
-    let (teacher_macs, student_macs) = (m[0].macs.unwrap(), m[1].macs.unwrap());
+    let (teacher_macs, student_macs) = (m[0].cost.macs.unwrap(), m[1].cost.macs.unwrap());
     assert!(
         student_macs * 10 < teacher_macs,
         "MACs {teacher_macs} -> {student_macs}"
     );
-    assert!(m[1].parameters < m[0].parameters);
-    assert!(m[2].bytes < m[1].bytes / 2, "the vocabulary kept most rows");
+    assert!(m[1].cost.parameters < m[0].cost.parameters);
+    assert!(
+        m[2].cost.bytes < m[1].cost.bytes / 2,
+        "the vocabulary kept most rows"
+    );
     // Measured here: 7.9 MB -> 2.6 MB. The position table (a Slice, not a Gather) and the
     // LayerNorm vectors stay float, which on this tiny student is a third of the file.
     assert!(
-        (m[4].bytes as f64) < m[3].bytes as f64 / 2.5,
+        (m[4].cost.bytes as f64) < m[3].cost.bytes as f64 / 2.5,
         "int8 weights: {} -> {} bytes",
-        m[3].bytes,
-        m[4].bytes
+        m[3].cost.bytes,
+        m[4].cost.bytes
     );
     assert!(
         (m[4].accuracy - m[3].accuracy).abs() <= 0.05,

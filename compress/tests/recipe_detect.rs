@@ -71,8 +71,8 @@ onnxruntime = false
         "the teacher agrees with itself"
     );
     let pruned = &outcome.steps[2].measured;
-    assert!(pruned.macs.unwrap() * 4 < teacher.macs.unwrap());
-    assert!(pruned.bytes < teacher.bytes);
+    assert!(pruned.cost.macs.unwrap() * 4 < teacher.cost.macs.unwrap());
+    assert!(pruned.cost.bytes < teacher.cost.bytes);
     let report = std::fs::read_to_string(&outcome.report).unwrap();
     for needle in [
         "| distill |",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use edgemass_compress::eval;
 
-use super::family::{Family, FamilyHelp, Raw, without_model};
+use super::family::{Family, Flags, Form, Raw, dispatch};
 use edgemass_compress::data::{IMAGE_EXTENSIONS, files};
 
 /// `eval` of a text-classify package (`eval-text`).
@@ -31,36 +31,27 @@ pub struct EvalText {
 
 /// Runs `eval` with the flags of the model's family.
 pub fn run(raw: Raw) -> anyhow::Result<String> {
-    let Some(model) = raw.flag("model") else {
-        return without_model(
-            &raw,
-            "eval",
-            "model",
-            vec![
-                FamilyHelp::of::<EvalText>("text-classify packages"),
-                FamilyHelp::of::<EvalDetect>("detection packages"),
-            ],
-        );
-    };
-    match Family::of(&model)? {
-        Family::Text => text(&raw.parse("eval")),
-        Family::Detect => detect(&raw.parse("eval")),
-        Family::Onnx => anyhow::bail!(
-            "{}: eval scores packages; give the package's manifest",
-            model.display()
-        ),
-    }
+    dispatch(
+        &raw,
+        "eval",
+        "model",
+        &[
+            Form::of::<EvalText>(&[Family::Text], "text-classify packages"),
+            Form::of::<EvalDetect>(&[Family::Detect], "detection packages"),
+        ],
+    )
 }
 
-/// Runs `eval` on a text-classify package.
-pub fn text(args: &EvalText) -> anyhow::Result<String> {
-    let e = eval::text::evaluate(&args.model, &args.data, args.seed, args.limit)?;
-    Ok(format!(
-        "{}: {:.2} % of {} held-out texts right (tract)",
-        args.model.display(),
-        e.accuracy * 100.0,
-        e.examples
-    ))
+impl Flags for EvalText {
+    fn run(self) -> anyhow::Result<String> {
+        let e = eval::text::evaluate(&self.model, &self.data, self.seed, self.limit)?;
+        Ok(format!(
+            "{}: {:.2} % of {} held-out texts right (tract)",
+            self.model.display(),
+            e.accuracy * 100.0,
+            e.examples
+        ))
+    }
 }
 
 /// `eval` of a detection package (`eval-detect`).
@@ -83,8 +74,14 @@ pub struct EvalDetect {
     limit: Option<usize>,
 }
 
-/// Runs `eval` on a detection package.
-pub fn detect(args: &EvalDetect) -> anyhow::Result<String> {
+impl Flags for EvalDetect {
+    fn run(self) -> anyhow::Result<String> {
+        detect(&self)
+    }
+}
+
+/// Scores a detection package on rendered-text truth, and against its teacher when given one.
+fn detect(args: &EvalDetect) -> anyhow::Result<String> {
     use edgemass_compress::eval::detect as ev;
     let (mut images, mut truth) = (files(&args.images, IMAGE_EXTENSIONS)?, None);
     if let Some(data) = &args.data {

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 
 /// What a model is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,32 +98,54 @@ impl Raw {
     }
 }
 
-/// One family's flags for a verb's help.
-pub struct FamilyHelp {
-    /// Which models these flags are for.
-    pub models: &'static str,
-    /// The family's parser.
-    pub command: clap::Command,
+/// A family's flags for a verb, parsed from the arguments as given and then run.
+pub trait Flags: Parser {
+    /// Runs the verb; the text is printed on stdout.
+    fn run(self) -> anyhow::Result<String>;
 }
 
-impl FamilyHelp {
-    /// The help of `T`'s flags for `models`.
-    pub fn of<T: CommandFactory>(models: &'static str) -> FamilyHelp {
-        FamilyHelp {
+/// One family's form of a verb: which models it takes and its flags.
+pub struct Form {
+    families: &'static [Family],
+    models: &'static str,
+    command: fn() -> clap::Command,
+    run: fn(&Raw, &str) -> anyhow::Result<String>,
+}
+
+impl Form {
+    /// The form whose flags are `T`, for the `families` described as `models`.
+    pub fn of<T: Flags>(families: &'static [Family], models: &'static str) -> Form {
+        Form {
+            families,
             models,
-            command: T::command(),
+            command: T::command,
+            run: |raw, verb| raw.parse::<T>(verb).run(),
         }
     }
 }
 
-/// What a verb says when its family is unknown: the help of every family under `--help`, else an
-/// error that says how to name the model.
-pub fn without_model(
-    raw: &Raw,
-    verb: &str,
-    flag: &str,
-    families: Vec<FamilyHelp>,
-) -> anyhow::Result<String> {
+/// Runs `verb` in the form for the family of the model named by `--FLAG`. Without that flag, the
+/// help of every form under `--help`, else an error that says how to name the model.
+pub fn dispatch(raw: &Raw, verb: &str, flag: &str, forms: &[Form]) -> anyhow::Result<String> {
+    let Some(model) = raw.flag(flag) else {
+        return without_model(raw, verb, flag, forms);
+    };
+    let family = Family::of(&model)?;
+    match forms.iter().find(|f| f.families.contains(&family)) {
+        Some(form) => (form.run)(raw, verb),
+        None => bail!(
+            "{}: {verb} takes {}; give a manifest of one",
+            model.display(),
+            forms
+                .iter()
+                .map(|f| f.models)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        ),
+    }
+}
+
+fn without_model(raw: &Raw, verb: &str, flag: &str, forms: &[Form]) -> anyhow::Result<String> {
     if !raw.wants_help() {
         bail!(
             "{verb} needs --{flag}: its flags depend on the model (see `edgemass-compress {verb} \
@@ -133,14 +155,13 @@ pub fn without_model(
     let mut out = format!(
         "The flags of `edgemass-compress {verb}` depend on the model given with --{flag}.\n"
     );
-    for family in families {
-        let mut command = family
-            .command
+    for form in forms {
+        let mut command = (form.command)()
             .bin_name(format!("edgemass-compress {verb}"))
             .about(None::<&'static str>);
         out.push_str(&format!(
             "\n## {}\n\n{}",
-            family.models,
+            form.models,
             command.render_help()
         ));
     }

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use clap::Subcommand;
 
-use family::Raw;
+use family::{Flags, Raw};
 
 /// Every subcommand. `prune`, `distill`, `quantize` and `eval` serve both families and read the
 /// family from the model; the family-named verbs of earlier releases stay as hidden aliases.
@@ -99,11 +99,11 @@ pub fn run(command: Command) -> anyhow::Result<String> {
         Command::Eval(raw) => eval::run(raw),
         Command::ExportTriton(args) => export_triton::run(&args),
         Command::Run(args) => run::run(args),
-        Command::PruneConv(args) => prune::prune_conv(&args),
-        Command::DistillDetect(args) => distill::distill_detect(args),
-        Command::QuantizeDetect(args) => quantize::quantize_detect(&args),
-        Command::EvalText(args) => eval::text(&args),
-        Command::EvalDetect(args) => eval::detect(&args),
+        Command::PruneConv(args) => args.run(),
+        Command::DistillDetect(args) => args.run(),
+        Command::QuantizeDetect(args) => args.run(),
+        Command::EvalText(args) => args.run(),
+        Command::EvalDetect(args) => args.run(),
     }
 }
 

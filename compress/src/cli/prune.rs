@@ -9,7 +9,7 @@ use edgemass_compress::onnx::graph::Graph;
 use edgemass_compress::onnx::inspect::{InputShape, short};
 use edgemass_compress::passes::prune::{bert, conv};
 
-use super::family::{Family, FamilyHelp, Raw, without_model};
+use super::family::{Family, Flags, Form, Raw, dispatch};
 use super::write_onnx;
 
 /// `prune` on a text-classify package.
@@ -50,53 +50,53 @@ pub struct Conv {
 
 /// Runs `prune` with the flags of the model's family.
 pub fn run(raw: Raw) -> anyhow::Result<String> {
-    let Some(model) = raw.flag("model") else {
-        return without_model(
-            &raw,
-            "prune",
-            "model",
-            vec![
-                FamilyHelp::of::<Text>("text-classify packages"),
-                FamilyHelp::of::<Conv>("detection packages and ONNX files"),
-            ],
-        );
-    };
-    match Family::of(&model)? {
-        Family::Text => prune_text(&raw.parse("prune")),
-        Family::Detect | Family::Onnx => prune_conv(&raw.parse("prune")),
+    dispatch(
+        &raw,
+        "prune",
+        "model",
+        &[
+            Form::of::<Text>(&[Family::Text], "text-classify packages"),
+            Form::of::<Conv>(
+                &[Family::Detect, Family::Onnx],
+                "detection packages and ONNX files",
+            ),
+        ],
+    )
+}
+
+impl Flags for Text {
+    fn run(self) -> anyhow::Result<String> {
+        let manifest = bert::prune_package(&self.model, &self.plan, &self.out, &self.name)?;
+        Ok(format!(
+            "pruned {}\nwrote {}",
+            self.plan,
+            manifest.display()
+        ))
     }
 }
 
-fn prune_text(args: &Text) -> anyhow::Result<String> {
-    let manifest = bert::prune_package(&args.model, &args.plan, &args.out, &args.name)?;
-    Ok(format!(
-        "pruned {}\nwrote {}",
-        args.plan,
-        manifest.display()
-    ))
-}
-
-/// Runs `prune` on a detection package or an ONNX file.
-pub fn prune_conv(args: &Conv) -> anyhow::Result<String> {
-    let plan = &args.plan;
-    let (pruned, wrote) = if args.model.extension().is_some_and(|e| e == "onnx") {
-        let graph = Graph::load(&args.model)?;
-        let pruned = conv::prune(&graph.proto, &args.inputs, plan)?;
-        write_onnx(&args.out, &pruned.model)?;
-        (pruned, args.out.clone())
-    } else {
-        conv::prune_package(&args.model, &args.inputs, plan, &args.out, &args.name)?
-    };
-    let (before, after) = pruned.channels();
-    let (macs_before, macs_after) = pruned.macs;
-    Ok(format!(
-        "pruned {plan}: {} groups, channels {before} -> {after}, MACs {} -> {} ({:.1}x fewer), {} \
+impl Flags for Conv {
+    fn run(self) -> anyhow::Result<String> {
+        let plan = &self.plan;
+        let (pruned, wrote) = if self.model.extension().is_some_and(|e| e == "onnx") {
+            let graph = Graph::load(&self.model)?;
+            let pruned = conv::prune(&graph.proto, &self.inputs, plan)?;
+            write_onnx(&self.out, &pruned.model)?;
+            (pruned, self.out.clone())
+        } else {
+            conv::prune_package(&self.model, &self.inputs, plan, &self.out, &self.name)?
+        };
+        let (before, after) = pruned.channels();
+        let (macs_before, macs_after) = pruned.macs;
+        Ok(format!(
+            "pruned {plan}: {} groups, channels {before} -> {after}, MACs {} -> {} ({:.1}x fewer), {} \
          groups fixed\nwrote {}",
-        pruned.groups.len(),
-        short(macs_before),
-        short(macs_after),
-        macs_before as f64 / macs_after.max(1) as f64,
-        pruned.fixed.len(),
-        wrote.display()
-    ))
+            pruned.groups.len(),
+            short(macs_before),
+            short(macs_after),
+            macs_before as f64 / macs_after.max(1) as f64,
+            pruned.fixed.len(),
+            wrote.display()
+        ))
+    }
 }

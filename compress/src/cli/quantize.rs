@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use edgemass_compress::passes::quantize::{self, Check, detect};
 
-use super::family::{Family, FamilyHelp, Raw, without_model};
+use super::family::{Family, Flags, Form, Raw, dispatch};
 use edgemass_compress::data::{IMAGE_EXTENSIONS, files};
 
 /// `quantize` of an ONNX file.
@@ -64,47 +64,44 @@ pub struct Detect {
 
 /// Runs `quantize` with the flags of the model's family.
 pub fn run(raw: Raw) -> anyhow::Result<String> {
-    let raw = raw.positional_to("model");
-    let Some(model) = raw.flag("model") else {
-        return without_model(
-            &raw,
-            "quantize",
-            "model",
-            vec![
-                FamilyHelp::of::<File>("ONNX files"),
-                FamilyHelp::of::<Text>("text-classify packages"),
-                FamilyHelp::of::<Detect>("detection packages"),
-            ],
-        );
-    };
-    match Family::of(&model)? {
-        Family::Onnx => quantize_file(&raw.parse("quantize")),
-        Family::Text => quantize_text(&raw.parse("quantize")),
-        Family::Detect => quantize_detect(&raw.parse("quantize")),
+    dispatch(
+        &raw.positional_to("model"),
+        "quantize",
+        "model",
+        &[
+            Form::of::<File>(&[Family::Onnx], "ONNX files"),
+            Form::of::<Text>(&[Family::Text], "text-classify packages"),
+            Form::of::<Detect>(&[Family::Detect], "detection packages"),
+        ],
+    )
+}
+
+impl Flags for File {
+    fn run(self) -> anyhow::Result<String> {
+        let report = quantize::quantize_file(&self.model, &self.out, &self.options, &self.check)?;
+        Ok(report.to_text())
     }
 }
 
-fn quantize_file(args: &File) -> anyhow::Result<String> {
-    let report = quantize::quantize_file(&args.model, &args.out, &args.options, &args.check)?;
-    Ok(report.to_text())
+impl Flags for Text {
+    fn run(self) -> anyhow::Result<String> {
+        let manifest =
+            quantize::text::quantize_package(&self.model, &self.options, &self.out, &self.name)?;
+        Ok(format!(
+            "quantized ({}) {}\nwrote {}",
+            self.options.mode.name(),
+            self.model.display(),
+            manifest.display()
+        ))
+    }
 }
 
-fn quantize_text(args: &Text) -> anyhow::Result<String> {
-    let manifest =
-        quantize::text::quantize_package(&args.model, &args.options, &args.out, &args.name)?;
-    Ok(format!(
-        "quantized ({}) {}\nwrote {}",
-        args.options.mode.name(),
-        args.model.display(),
-        manifest.display()
-    ))
-}
-
-/// Runs `quantize` on a detection package.
-pub fn quantize_detect(args: &Detect) -> anyhow::Result<String> {
-    let options = detect::Options {
-        calibration: files(&args.calibration, IMAGE_EXTENSIONS)?,
-        settings: args.settings.clone(),
-    };
-    Ok(detect::quantize_package(&args.model, &options, &args.out, &args.name)?.to_text())
+impl Flags for Detect {
+    fn run(self) -> anyhow::Result<String> {
+        let options = detect::Options {
+            calibration: files(&self.calibration, IMAGE_EXTENSIONS)?,
+            settings: self.settings,
+        };
+        Ok(detect::quantize_package(&self.model, &options, &self.out, &self.name)?.to_text())
+    }
 }

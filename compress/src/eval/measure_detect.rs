@@ -15,6 +15,7 @@ use serde::Deserialize;
 use tract_onnx::prelude::tract_ndarray::ArrayD;
 
 use crate::FileError;
+use crate::eval::cost::{Cost, Measured};
 use crate::eval::detect::{
     EvalError, IOU, Truth, as_truth, detect_all, mean_average_precision, precision_recall,
 };
@@ -73,57 +74,39 @@ pub struct Sets {
     pub teacher_boxes: Option<Vec<Vec<Truth>>>,
 }
 
-/// onnxruntime's view of the same file.
-#[derive(Debug, Clone)]
-pub struct Ort {
-    /// Median latency, ms.
-    pub latency_ms: f64,
-    /// mAP@0.5 against the true boxes.
-    pub map: f64,
-}
-
 /// Everything measured on one package.
 #[derive(Debug, Clone)]
 pub struct Measurement {
-    /// Size of the ONNX file.
-    pub bytes: u64,
-    /// Values in initializers.
-    pub parameters: u64,
-    /// MACs at the package's input size.
-    pub macs: Option<u64>,
-    /// tract median latency, one thread, ms.
-    pub tract_ms: f64,
+    /// Size and speed.
+    pub cost: Cost,
     /// mAP@0.5 against the true boxes (tract).
     pub map: f64,
     /// Precision and recall at the package's own score threshold.
     pub precision_recall: (f64, f64),
     /// mAP@0.5 against the teacher's boxes on the untouched photos.
     pub agreement: Option<f64>,
-    /// onnxruntime, when it could run.
-    pub ort: Option<Ort>,
-    /// Why onnxruntime did not run.
-    pub ort_missing: Option<String>,
+    /// mAP@0.5 against the true boxes in onnxruntime, when it ran.
+    pub ort_map: Option<f64>,
     /// The package's detections on the photos (the teacher's become the reference).
     pub photo_detections: Vec<Vec<Detection>>,
     /// Score threshold of the manifest.
     pub score_threshold: f32,
 }
 
-impl Measurement {
-    /// The metrics recorded in a student's manifest.
-    pub fn metrics(&self) -> Vec<(&'static str, f64)> {
-        let mut m = vec![
-            ("bytes", self.bytes as f64),
-            ("tract_ms", self.tract_ms),
-            ("map50_rendered_text", self.map),
-        ];
-        if let Some(a) = self.agreement {
-            m.push(("map50_against_teacher_photos", a));
-        }
-        if let Some(o) = &self.ort {
-            m.push(("ort_ms", o.latency_ms));
-            m.push(("map50_rendered_text_ort", o.map));
-        }
+impl Measured for Measurement {
+    fn cost(&self) -> &Cost {
+        &self.cost
+    }
+
+    fn quality(&self) -> f64 {
+        self.map
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
+        let mut m = vec![("map50_rendered_text", self.map)];
+        m.extend(self.cost.metrics());
+        m.extend(self.agreement.map(|a| ("map50_against_teacher_photos", a)));
+        m.extend(self.ort_map.map(|a| ("map50_rendered_text_ort", a)));
         m
     }
 }
@@ -139,7 +122,6 @@ pub fn measure(
     let package = DetectPackage::open(manifest)?;
     let graph = package.graph()?;
     let shape = crate::package::detect::package_input(&package.manifest);
-    let summary = inspect::summarize(&graph);
     let macs = inspect::inspect(&graph, std::slice::from_ref(&shape))
         .ok()
         .and_then(|r| r.macs.ok())
@@ -157,24 +139,16 @@ pub fn measure(
         .teacher_boxes
         .as_ref()
         .and_then(|t| mean_average_precision(&photos.detections, t, IOU));
-    let (ort, ort_missing) = if settings.onnxruntime {
-        match onnxruntime(&package, &detector, sets, settings, scratch) {
-            Ok(o) => (Some(o), None),
-            Err(why) => (None, Some(why)),
-        }
-    } else {
-        (None, Some("disabled in [measure]".into()))
-    };
+    let mut cost = Cost::of(&graph, macs, tract_ms);
+    let ort_map = cost.with_ort(settings.onnxruntime, || {
+        onnxruntime(&package, &detector, sets, settings, scratch)
+    });
     Ok(Measurement {
-        bytes: graph.bytes,
-        parameters: summary.parameters,
-        macs,
-        tract_ms,
+        cost,
         map,
         precision_recall: pr,
         agreement,
-        ort,
-        ort_missing,
+        ort_map,
         photo_detections: photos.detections,
         score_threshold: run.score_threshold,
     })
@@ -193,7 +167,7 @@ struct OrtReply {
 /// Images per onnxruntime call (their tensors sit on disk meanwhile).
 const ORT_CHUNK: usize = 10;
 
-/// onnxruntime's latency and mAP on the rendered set, through the script; `Err` says why it
+/// onnxruntime's latency (ms) and mAP on the rendered set, through the script; `Err` says why it
 /// could not run.
 fn onnxruntime(
     package: &DetectPackage,
@@ -201,7 +175,7 @@ fn onnxruntime(
     sets: &Sets,
     settings: &Settings,
     scratch: &Path,
-) -> Result<Ort, String> {
+) -> Result<(f64, f64), String> {
     let names: Vec<String> = package
         .manifest
         .decoder
@@ -263,8 +237,8 @@ fn onnxruntime(
             detections.push(found.into_iter().map(|d| transform.detection(d)).collect());
         }
     }
-    Ok(Ort {
-        latency_ms: latency.unwrap_or(f64::NAN),
-        map: mean_average_precision(&detections, &sets.truth, IOU).unwrap_or(0.0),
-    })
+    Ok((
+        latency.unwrap_or(f64::NAN),
+        mean_average_precision(&detections, &sets.truth, IOU).unwrap_or(0.0),
+    ))
 }

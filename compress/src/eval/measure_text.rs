@@ -9,6 +9,7 @@ use std::time::Instant;
 use serde::Deserialize;
 
 use crate::data;
+use crate::eval::cost::{Cost, Measured};
 use crate::onnx::graph::Graph;
 use crate::package::text::{PackageError, TextPackage};
 
@@ -106,32 +107,22 @@ impl HeldOut {
     }
 }
 
-/// onnxruntime's view of the same file.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Ort {
-    /// Median latency, ms.
-    pub latency_ms: f64,
-    /// Held-out accuracy.
-    pub accuracy: f64,
+/// What `scripts/ort_text.py` replies.
+#[derive(Deserialize)]
+struct OrtReply {
+    latency_ms: f64,
+    accuracy: f64,
 }
 
 /// Everything measured on one package.
 #[derive(Debug, Clone)]
 pub struct Measurement {
-    /// Size of the ONNX file.
-    pub bytes: u64,
-    /// Values in initializers.
-    pub parameters: u64,
-    /// Multiply-accumulates at batch 1 × `sequence` tokens, when tract could count them.
-    pub macs: Option<u64>,
-    /// tract median latency, one thread, ms.
-    pub tract_ms: f64,
-    /// onnxruntime, when it could run.
-    pub ort: Option<Ort>,
-    /// Why onnxruntime did not run.
-    pub ort_missing: Option<String>,
+    /// Size and speed.
+    pub cost: Cost,
     /// Held-out accuracy in tract.
     pub accuracy: f64,
+    /// Held-out accuracy in onnxruntime, when it ran.
+    pub ort_accuracy: Option<f64>,
     /// F1 of the second class in tract.
     pub f1: f64,
     /// Fraction of held-out texts with the teacher's top class (1 for the teacher).
@@ -144,26 +135,25 @@ pub struct Measurement {
     pub predictions: Vec<usize>,
 }
 
-impl Measurement {
-    /// The numbers a manifest records, by name.
-    pub fn metrics(&self) -> Vec<(&'static str, f64)> {
+impl Measured for Measurement {
+    fn cost(&self) -> &Cost {
+        &self.cost
+    }
+
+    fn quality(&self) -> f64 {
+        self.accuracy
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, f64)> {
         let mut out = vec![
             ("accuracy", self.accuracy),
             ("f1", self.f1),
             ("teacher_agreement", self.agreement),
             ("test_examples", self.examples as f64),
-            ("tract_ms", self.tract_ms),
         ];
-        if let Some(macs) = self.macs {
-            out.push(("macs", macs as f64));
-        }
-        if let Some(accuracy) = self.other_accuracy {
-            out.push(("other_accuracy", accuracy));
-        }
-        if let Some(ort) = &self.ort {
-            out.push(("ort_ms", ort.latency_ms));
-            out.push(("ort_accuracy", ort.accuracy));
-        }
+        out.extend(self.cost.metrics());
+        out.extend(self.other_accuracy.map(|a| ("other_accuracy", a)));
+        out.extend(self.ort_accuracy.map(|a| ("ort_accuracy", a)));
         out
     }
 }
@@ -182,7 +172,6 @@ pub fn measure(
     let package = TextPackage::open(manifest)?;
     let tokens = held_out.rows(&package, rows)?;
     let graph = Graph::load(&package.model).map_err(PackageError::from)?;
-    let summary = crate::onnx::inspect::summarize(&graph);
     let plan = package.plan("scores")?;
     let timed = package.plan_at("scores", settings.sequence)?;
 
@@ -225,22 +214,15 @@ pub fn measure(
     let agreement = teacher.map_or(1.0, |t| {
         t.iter().zip(&predictions).filter(|(a, b)| a == b).count() as f64 / n
     });
-    let (ort, ort_missing) = if settings.onnxruntime {
-        match onnxruntime(&package.model, rows, settings) {
-            Ok(o) => (Some(o), None),
-            Err(reason) => (None, Some(reason)),
-        }
-    } else {
-        (None, Some("turned off in [measure]".into()))
-    };
+    let macs = crate::onnx::inspect::text_macs(&graph, settings.sequence);
+    let mut cost = Cost::of(&graph, macs, times[times.len() / 2]);
+    let ort_accuracy = cost.with_ort(settings.onnxruntime, || {
+        onnxruntime(&package.model, rows, settings).map(|r| (r.latency_ms, r.accuracy))
+    });
     Ok(Measurement {
-        bytes: graph.bytes,
-        parameters: summary.parameters,
-        macs: crate::onnx::inspect::text_macs(&graph, settings.sequence),
-        tract_ms: times[times.len() / 2],
-        ort,
-        ort_missing,
+        cost,
         accuracy,
+        ort_accuracy,
         f1,
         agreement,
         other_accuracy,
@@ -250,7 +232,7 @@ pub fn measure(
 }
 
 /// Runs `scripts/ort_text.py`; the error says why onnxruntime could not be measured.
-fn onnxruntime(model: &Path, rows: &Path, settings: &Settings) -> Result<Ort, String> {
+fn onnxruntime(model: &Path, rows: &Path, settings: &Settings) -> Result<OrtReply, String> {
     let (sequence, threads, runs) = (
         settings.sequence.to_string(),
         settings.ort_threads.to_string(),

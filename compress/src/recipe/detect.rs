@@ -81,8 +81,6 @@ pub type Step = step::Step<Measurement>;
 /// What a detection recipe run produced.
 pub type Outcome = step::Outcome<Measurement>;
 
-step::measured!(Measurement, map);
-
 impl DetectRecipe {
     /// Reads and checks a recipe; the teacher path becomes absolute.
     pub fn load(path: &Path) -> Result<DetectRecipe, RecipeError> {
@@ -213,14 +211,15 @@ pub fn run(
             &test_dir,
             &dir,
         );
-        o.name = format!("{}-distilled", recipe.name);
-        o.work = scratch.join("distill");
+        o.run.name = format!("{}-distilled", recipe.name);
+        o.run.work = Some(scratch.join("distill"));
+        o.run.progress = progress;
         o.settings = step.clone();
         o.held_out_limit = Some(20);
-        o.progress = progress;
         say(format!("distilling for {} epochs", step.epochs));
         let report = passes::distill::detect::distill(&o)?;
         let m = report
+            .trained
             .manifest
             .expect("distill stops early only when asked to");
         current = record("distill", m)?;
@@ -280,9 +279,7 @@ fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
             "{} {:.4} | {} | {:.3} / {:.3} | {} |",
             step::cost_cells(s),
             v.map,
-            v.ort
-                .as_ref()
-                .map_or("–".into(), |o| format!("{:.4}", o.map)),
+            v.ort_map.map_or("–".into(), |m| format!("{m:.4}")),
             v.precision_recall.0,
             v.precision_recall.1,
             v.agreement.map_or("–".into(), |a| format!("{a:.4}")),
@@ -300,7 +297,7 @@ fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
         step::verdict(ratio >= 0.95)
     );
     let map = |m: f64| format!("mAP@0.5 {m:.4}");
-    let target = if t.ort.is_some() {
+    let target = if t.cost.ort_ms.is_some() {
         "the speed target"
     } else {
         "the speed target (not measured)"

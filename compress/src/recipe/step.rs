@@ -5,70 +5,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use crate::FileError;
+use crate::eval::cost::Measured;
 use crate::recipe::RecipeError;
 use crate::recipe::plot::Point;
-
-/// What a family's measurement of a step gives the report.
-pub trait Measured {
-    /// tract latency at batch 1, ms.
-    fn tract_ms(&self) -> f64;
-    /// onnxruntime latency, ms, when it was measured.
-    fn ort_ms(&self) -> Option<f64>;
-    /// Why onnxruntime was not measured.
-    fn ort_missing(&self) -> Option<&str>;
-    /// Size of the ONNX file.
-    fn bytes(&self) -> u64;
-    /// Values in initializers.
-    fn parameters(&self) -> u64;
-    /// Multiply-accumulates at batch 1, when tract could count them.
-    fn macs(&self) -> Option<u64>;
-    /// The quality the plot shows (held-out accuracy, mAP), as a fraction.
-    fn quality(&self) -> f64;
-    /// What goes into the package's `[provenance.metrics]`.
-    fn metrics(&self) -> Vec<(&'static str, f64)>;
-}
-
-/// Implements [`Measured`] for a family's measurement: a struct with `tract_ms`, `ort` (whose
-/// `latency_ms` is onnxruntime's), `ort_missing`, `bytes` and a `metrics()` method, whose quality
-/// is the field `$quality`.
-macro_rules! measured {
-    ($measurement:ty, $quality:ident) => {
-        impl $crate::recipe::step::Measured for $measurement {
-            fn tract_ms(&self) -> f64 {
-                self.tract_ms
-            }
-
-            fn ort_ms(&self) -> Option<f64> {
-                self.ort.as_ref().map(|o| o.latency_ms)
-            }
-
-            fn ort_missing(&self) -> Option<&str> {
-                self.ort_missing.as_deref()
-            }
-
-            fn bytes(&self) -> u64 {
-                self.bytes
-            }
-
-            fn parameters(&self) -> u64 {
-                self.parameters
-            }
-
-            fn macs(&self) -> Option<u64> {
-                self.macs
-            }
-
-            fn quality(&self) -> f64 {
-                self.$quality
-            }
-
-            fn metrics(&self) -> Vec<(&'static str, f64)> {
-                <$measurement>::metrics(self)
-            }
-        }
-    };
-}
-pub(crate) use measured;
 
 /// One measured step.
 #[derive(Debug, Clone)]
@@ -98,16 +37,16 @@ pub const SPEED_TARGET: f64 = 3.0;
 /// The cells every report table starts with, for a step: its name, bytes, parameters, MACs, tract
 /// ms and ORT ms (the header is [`COST_HEADER`]).
 pub fn cost_cells<M: Measured>(step: &Step<M>) -> String {
-    let m = &step.measured;
+    let c = step.measured.cost();
     format!(
         "| {} | {} | {} | {} | {:.2} | {} |",
         step.name,
-        m.bytes(),
-        m.parameters(),
-        m.macs()
+        c.bytes,
+        c.parameters,
+        c.macs
             .map_or("–".into(), |n| format!("{:.1} M", n as f64 / 1e6)),
-        m.tract_ms(),
-        m.ort_ms().map_or("–".into(), |ms| format!("{ms:.2}")),
+        c.tract_ms,
+        c.ort_ms.map_or("–".into(), |ms| format!("{ms:.2}")),
     )
 }
 
@@ -117,7 +56,10 @@ pub const COST_HEADER: &str = "| step | bytes | parameters | MACs | tract ms | O
 /// Whether `tract_ms` meets the speed target against `teacher` (`None`: onnxruntime was not
 /// measured).
 pub fn fast(teacher: &impl Measured, tract_ms: f64) -> Option<bool> {
-    teacher.ort_ms().map(|ms| ms / tract_ms >= SPEED_TARGET)
+    teacher
+        .cost()
+        .ort_ms
+        .map(|ms| ms / tract_ms >= SPEED_TARGET)
 }
 
 /// "met" or "missed".
@@ -129,19 +71,23 @@ pub fn verdict(ok: bool) -> &'static str {
 /// target's line for the last step.
 pub fn speed_section<M: Measured>(steps: &[Step<M>]) -> String {
     let mut out = String::new();
-    if let Some(reason) = steps.iter().find_map(|s| s.measured.ort_missing()) {
+    if let Some(reason) = steps
+        .iter()
+        .find_map(|s| s.measured.cost().ort_missing.as_deref())
+    {
         let _ = writeln!(out, "\nonnxruntime columns are empty: {reason}.");
     }
-    let (t, s) = (&steps[0].measured, &steps[steps.len() - 1].measured);
+    let (t, s) = (&steps[0].measured, steps[steps.len() - 1].measured.cost());
     out.push_str("\n## Targets\n\n");
     let _ = writeln!(
         out,
         "- speed: teacher ORT {} ms / student tract {:.2} ms = {} (target ≥ {SPEED_TARGET}×): {}",
-        t.ort_ms().map_or("–".into(), |ms| format!("{ms:.2}")),
-        s.tract_ms(),
-        t.ort_ms()
-            .map_or("–".into(), |ms| format!("{:.2}×", ms / s.tract_ms())),
-        fast(t, s.tract_ms()).map_or("not measured", verdict),
+        t.cost().ort_ms.map_or("–".into(), |ms| format!("{ms:.2}")),
+        s.tract_ms,
+        t.cost()
+            .ort_ms
+            .map_or("–".into(), |ms| format!("{:.2}×", ms / s.tract_ms)),
+        fast(t, s.tract_ms).map_or("not measured", verdict),
     );
     out
 }
@@ -160,8 +106,8 @@ pub fn finish<M: Measured>(
         .iter()
         .map(|s| Point {
             name: s.name,
-            latency_ms: s.measured.tract_ms(),
-            bytes: s.measured.bytes(),
+            latency_ms: s.measured.cost().tract_ms,
+            bytes: s.measured.cost().bytes,
             metric: s.measured.quality(),
         })
         .collect();

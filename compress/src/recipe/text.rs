@@ -92,8 +92,6 @@ pub type Step = step::Step<Measurement>;
 /// What a text recipe run produced.
 pub type Outcome = step::Outcome<Measurement>;
 
-step::measured!(Measurement, accuracy);
-
 impl Recipe {
     /// Reads and checks a recipe file.
     pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
@@ -191,8 +189,8 @@ pub fn run(
         let dir = out.join("3-distill");
         let mut options =
             passes::distill::text::Options::new(&teacher_manifest, &current, &labelled, &dir);
-        options.name = format!("{}-distilled", recipe.name);
-        options.work = out.join("work");
+        options.run.name = format!("{}-distilled", recipe.name);
+        options.run.work = Some(out.join("work"));
         options.unlabelled = recipe.data.unlabelled.as_ref().map(|u| cache.join(u));
         let limits = recipe.data.limits();
         options.train_limit = limits.train;
@@ -202,11 +200,12 @@ pub fn run(
             thesaurus: d.thesaurus.as_ref().map(|t| cache.join(t)),
             ..d.clone()
         };
-        options.seed = recipe.seed;
-        options.progress = progress;
+        options.run.seed = recipe.seed;
+        options.run.progress = progress;
         say(format!("distilling for {} epochs", d.epochs));
         let report = passes::distill::text::distill(&options)?;
         let manifest = report
+            .trained
             .manifest
             .expect("distill stops early only when asked to");
         current = measure("distill", manifest)?;
@@ -290,7 +289,7 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
             "{} {} | {} | {:.3} | {} |{}",
             step::cost_cells(s),
             percent(v.accuracy),
-            v.ort.as_ref().map_or("–".into(), |o| percent(o.accuracy)),
+            v.ort_accuracy.map_or("–".into(), percent),
             v.f1,
             percent(v.agreement),
             v.other_accuracy
@@ -300,9 +299,9 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
     out.push_str(&step::speed_section(steps));
     let (t, s) = (&steps[0].measured, &steps[steps.len() - 1].measured);
     let drop = (t.accuracy - s.accuracy) * 100.0;
-    let smaller = t.bytes as f64 / s.bytes as f64;
+    let smaller = t.cost.bytes as f64 / s.cost.bytes as f64;
     // The size target, for the last step and for the Pareto lines alike.
-    let small = |bytes: u64| t.bytes as f64 / bytes as f64 >= 10.0;
+    let small = |bytes: u64| t.cost.bytes as f64 / bytes as f64 >= 10.0;
     let _ = writeln!(
         out,
         "- accuracy: {} → {}, a drop of {drop:.2} points (target ≤ 1.0): {}",
@@ -313,11 +312,11 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
     let _ = writeln!(
         out,
         "- size: {} → {} bytes, {smaller:.1}× smaller (target ≥ 10×): {}",
-        t.bytes,
-        s.bytes,
-        step::verdict(small(s.bytes))
+        t.cost.bytes,
+        s.cost.bytes,
+        step::verdict(small(s.cost.bytes))
     );
-    let targets = if t.ort.is_some() {
+    let targets = if t.cost.ort_ms.is_some() {
         "the speed and size targets"
     } else {
         "the size target (speed not measured)"

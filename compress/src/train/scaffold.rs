@@ -81,11 +81,7 @@ pub struct RunControl {
     pub stop_after: Option<usize>,
 }
 
-impl Default for RunControl {
-    fn default() -> RunControl {
-        crate::flag_defaults()
-    }
-}
+default_from_flags!(RunControl);
 
 impl RunControl {
     /// The checkpoints of a run in `work` that trains `student` against `teacher` (their sha256).

@@ -30,7 +30,8 @@ use crate::data::render_text::{Labelled, RenderError, read_labels};
 use crate::eval::detect::Truth;
 use crate::onnx::candle::{CandleGraph, CandleGraphError};
 use crate::package::detect::{DetectPackage, DetectPackageError};
-use crate::train::scaffold::{Decay, RunControl, Schedule, Trainer};
+use crate::passes::distill::{Run, Trained};
+use crate::train::scaffold::{Decay, Schedule, Trainer};
 
 /// Text pixels (teacher or true mask above one half) count this many times in the loss.
 pub const TEXT_WEIGHT: f64 = 5.0;
@@ -98,45 +99,35 @@ pub struct Settings {
     pub alpha: f64,
 }
 
-impl Default for Settings {
-    fn default() -> Settings {
-        crate::flag_defaults()
-    }
-}
+default_from_flags!(Settings);
 
-/// What to distill and how.
-#[derive(Debug, Clone)]
+/// What to distill and how: the flags of `edgemass-compress distill` for a detection student.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// The teacher's manifest.
-    pub teacher: PathBuf,
-    /// The student's manifest (same input and decoder; usually a pruned teacher).
-    pub student: PathBuf,
-    /// Rendered-text sets to train on (their boxes give the task term).
+    /// Teacher, student, output and run control.
+    #[command(flatten)]
+    pub run: Run,
+    /// Rendered-text sets to train on (directories written by render-text; repeatable): their
+    /// boxes give the task term.
+    #[arg(long = "train", required = true)]
     pub train: Vec<PathBuf>,
     /// A rendered-text set the held-out loss is measured on.
+    #[arg(long)]
     pub held_out: PathBuf,
-    /// Package directory to write.
-    pub out: PathBuf,
-    /// Package name.
-    pub name: String,
-    /// Directory for the teacher-map cache and checkpoints.
-    pub work: PathBuf,
-    /// How the student is trained.
-    pub settings: Settings,
-    /// Seed of the shuffles and crops.
-    pub seed: u64,
     /// Use only the first N training images.
+    #[arg(long)]
     pub train_limit: Option<usize>,
     /// Measure on only the first N held-out images.
+    #[arg(long, default_value = "20")]
     pub held_out_limit: Option<usize>,
-    /// Checkpoints, resuming and stopping early.
-    pub control: RunControl,
-    /// Draw progress bars.
-    pub progress: bool,
+    /// How the student is trained.
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 impl Options {
-    /// Defaults for distilling `student` from `teacher` on the `train` sets into `out`.
+    /// Defaults for distilling `student` from `teacher` on the `train` sets into `out`, measured
+    /// on the whole `held_out` set.
     pub fn new(
         teacher: &Path,
         student: &Path,
@@ -145,19 +136,12 @@ impl Options {
         out: &Path,
     ) -> Options {
         Options {
-            teacher: teacher.to_owned(),
-            student: student.to_owned(),
+            run: Run::new(teacher, student, out),
             train,
             held_out: held_out.to_owned(),
-            out: out.to_owned(),
-            name: "student".into(),
-            work: out.join("work"),
-            settings: Settings::default(),
-            seed: 42,
             train_limit: None,
             held_out_limit: None,
-            control: RunControl::default(),
-            progress: false,
+            settings: Settings::default(),
         }
     }
 }
@@ -171,14 +155,8 @@ pub struct Report {
     pub held_out: usize,
     /// Held-out loss before and after training.
     pub held_out_loss: (f64, f64),
-    /// Optimiser steps run in this invocation.
-    pub steps: usize,
-    /// Step the run resumed from, if it did.
-    pub resumed_from: Option<usize>,
-    /// Wall time.
-    pub seconds: f64,
-    /// The written manifest; `None` when the run stopped early at `stop_after`.
-    pub manifest: Option<PathBuf>,
+    /// Steps, resumption, time and the package written.
+    pub trained: Trained,
     /// The decoder settings fitted to the trained student.
     pub decoder: Option<crate::eval::tune_decoder::Tuned>,
 }
@@ -207,26 +185,27 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         ));
     }
     let device = Device::Cpu;
-    let teacher = DetectPackage::open(&options.teacher)?;
-    let student = DetectPackage::open(&options.student)?;
+    let teacher = DetectPackage::open(&options.run.teacher)?;
+    let student = DetectPackage::open(&options.run.student)?;
     let (t, s) = (&teacher.manifest, &student.manifest);
     if t.input != s.input || t.labels != s.labels {
         return Err(DistillDetectError::Options(format!(
             "{} and {} must take the same input and have the same labels",
-            options.teacher.display(),
-            options.student.display()
+            options.run.teacher.display(),
+            options.run.student.display()
         )));
     }
     let DecoderSpec::Dbnet { output, .. } = &s.decoder else {
         return Err(DistillDetectError::Options(format!(
             "{} is not a DBNet (probability map) detector",
-            options.student.display()
+            options.run.student.display()
         )));
     };
     let student_model = student.graph()?.proto;
     let logits = logits_of(&student_model, output)?;
     let net = CandleGraph::new(&student_model, &device)?;
-    std::fs::create_dir_all(&options.work).map_err(|e| FileError::new(&options.work, e))?;
+    let work = options.run.work();
+    std::fs::create_dir_all(&work).map_err(|e| FileError::new(&work, e))?;
 
     let mut train = Vec::new();
     for set in &options.train {
@@ -259,9 +238,10 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     let before = measure(&net)?;
 
     let checkpoints = options
+        .run
         .control
-        .checkpoints(&options.work, &teacher.sha256, &student.sha256);
-    let start = options.control.resume(&checkpoints, |path| {
+        .checkpoints(&work, &teacher.sha256, &student.sha256);
+    let start = options.run.control.resume(&checkpoints, |path| {
         net.load(path).map_err(DistillDetectError::from)
     })?;
     let per_epoch = train.len().div_ceil(options.settings.batch_size);
@@ -270,7 +250,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         net.vars(),
         Schedule::new(options.settings.lr, total, 20, Decay::Cosine),
         1e-4,
-        options.progress,
+        options.run.progress,
         "distilling",
         start,
     )?;
@@ -278,21 +258,23 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         images: train.len(),
         held_out: held_out.len(),
         held_out_loss: (before, after),
-        steps,
-        resumed_from: (start > 0).then_some(start),
-        seconds: started.elapsed().as_secs_f64(),
-        manifest,
+        trained: Trained {
+            steps,
+            resumed_from: (start > 0).then_some(start),
+            seconds: started.elapsed().as_secs_f64(),
+            manifest,
+        },
         decoder: None,
     };
     for epoch in 0..options.settings.epochs {
         let mut order: Vec<usize> = (0..train.len()).collect();
-        order.shuffle(&mut StdRng::seed_from_u64(options.seed ^ epoch as u64));
+        order.shuffle(&mut StdRng::seed_from_u64(options.run.seed ^ epoch as u64));
         for chunk in order.chunks(options.settings.batch_size) {
             let step = trainer.next_step();
             if step <= start {
                 continue;
             }
-            let mut rng = StdRng::seed_from_u64(options.seed.wrapping_mul(31) ^ step as u64);
+            let mut rng = StdRng::seed_from_u64(options.run.seed.wrapping_mul(31) ^ step as u64);
             let samples: Vec<&Sample> = chunk.iter().map(|&i| &train[i]).collect();
             let batch = Batch::crops(&samples, spec, options.settings.crop, &mut rng, &device)?;
             trainer.backward_step(&loss_of(&net, &batch)?)?;
@@ -323,8 +305,8 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         .metrics
         .insert("held_out_distillation_loss".into(), after);
     let manifest = student.write_derived(
-        &options.out,
-        &options.name,
+        &options.run.out,
+        &options.run.name,
         format!(
             "{} distilled from {}",
             student.manifest.name, teacher.manifest.name
@@ -389,7 +371,8 @@ fn teacher_maps(
     part: &str,
 ) -> Result<Vec<Sample>, DistillDetectError> {
     let dir = options
-        .work
+        .run
+        .work()
         .join(format!("teacher-{}-{part}", &teacher.sha256[..16]));
     let list = dir.join("maps.json");
     let samples: Vec<Sample> = images
@@ -415,7 +398,7 @@ fn teacher_maps(
         )));
     };
     let bar = crate::progress_bar(
-        options.progress,
+        options.run.progress,
         samples.len() as u64,
         &format!("teacher maps ({part})"),
     );

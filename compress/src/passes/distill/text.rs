@@ -25,7 +25,8 @@ use crate::bert::net::{self, Net};
 use crate::data;
 use crate::data::corpus::DataError;
 use crate::package::text::{PackageError, TextPackage};
-use crate::train::scaffold::{Decay, RunControl, Schedule, Trainer};
+use crate::passes::distill::{Run, Trained};
+use crate::train::scaffold::{Decay, Schedule, Trainer};
 
 /// Errors of the distillation pass.
 #[derive(Debug, thiserror::Error)]
@@ -84,47 +85,50 @@ pub struct Settings {
     pub dropout: f32,
 }
 
-impl Default for Settings {
-    fn default() -> Settings {
-        crate::flag_defaults()
-    }
-}
+default_from_flags!(Settings);
 
-/// What to distill and how.
-#[derive(Debug, Clone)]
+/// What to distill and how: the flags of `edgemass-compress distill` for a text student.
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
-    /// The teacher's manifest.
-    pub teacher: PathBuf,
-    /// The student's manifest (same tokenizer and labels; usually a pruned teacher).
-    pub student: PathBuf,
-    /// `rotten_tomatoes_corpus_full.csv.bz2`: the training split gives labelled texts, the
-    /// held-out split measures the loss.
+    /// Teacher, student, output and run control.
+    #[command(flatten)]
+    pub run: Run,
+    /// rotten_tomatoes_corpus_full.csv.bz2 (labelled; split 80/20 with --seed, the same split as
+    /// `train-text`'s): the training split gives labelled texts, the held-out split measures the
+    /// loss.
+    #[arg(long)]
     pub data: PathBuf,
-    /// `guardian_headlines.csv.bz2`: unlabelled texts the teacher labels.
+    /// guardian_headlines.csv.bz2 (unlabelled texts for the teacher to label).
+    #[arg(long)]
     pub unlabelled: Option<PathBuf>,
-    /// Package directory to write.
-    pub out: PathBuf,
-    /// Package name.
-    pub name: String,
-    /// Directory for the teacher-logit cache and checkpoints.
-    pub work: PathBuf,
-    /// How the student is trained.
-    pub settings: Settings,
-    /// Seed of the split and the shuffles (the split matches `train-text` with the same seed).
-    pub seed: u64,
     /// Use only the first N labelled training texts.
+    #[arg(long)]
     pub train_limit: Option<usize>,
     /// Use only the first N unlabelled texts.
+    #[arg(long)]
     pub unlabelled_limit: Option<usize>,
     /// Measure on only the first N held-out texts.
+    #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Checkpoints, resuming and stopping early.
-    pub control: RunControl,
-    /// Draw progress bars.
-    pub progress: bool,
+    /// How the student is trained.
+    #[command(flatten)]
+    pub settings: Settings,
 }
 
 impl Options {
+    /// Defaults for distilling `student` from `teacher` on `data` into `out`.
+    pub fn new(teacher: &Path, student: &Path, data: &Path, out: &Path) -> Options {
+        Options {
+            run: Run::new(teacher, student, out),
+            data: data.to_owned(),
+            unlabelled: None,
+            train_limit: None,
+            unlabelled_limit: None,
+            test_limit: None,
+            settings: Settings::default(),
+        }
+    }
+
     /// The thesaurus the variants swap words from: none without variants.
     fn swaps(&self) -> Option<&Path> {
         self.settings
@@ -133,28 +137,6 @@ impl Options {
             .filter(|_| self.settings.augment > 0)
     }
 
-    /// Defaults for distilling `student` from `teacher` on `data` into `out`.
-    pub fn new(teacher: &Path, student: &Path, data: &Path, out: &Path) -> Options {
-        Options {
-            teacher: teacher.to_owned(),
-            student: student.to_owned(),
-            data: data.to_owned(),
-            unlabelled: None,
-            out: out.to_owned(),
-            name: "student".into(),
-            work: out.join("work"),
-            settings: Settings::default(),
-            seed: 42,
-            train_limit: None,
-            unlabelled_limit: None,
-            test_limit: None,
-            control: RunControl::default(),
-            progress: false,
-        }
-    }
-}
-
-impl Options {
     /// The data selection as corpus limits.
     pub fn limits(&self) -> data::corpus::Limits {
         data::corpus::Limits {
@@ -180,14 +162,8 @@ pub struct Report {
     pub accuracy: (f64, f64),
     /// Agreement with the teacher's top class on the held-out texts after training.
     pub agreement: f64,
-    /// Optimiser steps run in this invocation.
-    pub steps: usize,
-    /// Step the run resumed from, if it did.
-    pub resumed_from: Option<usize>,
-    /// Wall time.
-    pub seconds: f64,
-    /// The written manifest; `None` when the run stopped early at `stop_after`.
-    pub manifest: Option<PathBuf>,
+    /// Steps, resumption, time and the package written.
+    pub trained: Trained,
 }
 
 /// One line of the teacher cache: the text, its label when known, the teacher's logits and, for
@@ -248,8 +224,8 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         )));
     }
     let device = Device::Cpu;
-    let teacher = TextPackage::open(&options.teacher)?;
-    let student = TextPackage::open(&options.student)?;
+    let teacher = TextPackage::open(&options.run.teacher)?;
+    let student = TextPackage::open(&options.run.student)?;
     if teacher.labels != student.labels {
         return Err(DistillError::Options(format!(
             "teacher labels {:?} differ from student labels {:?}",
@@ -277,7 +253,8 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
             )));
         }
     }
-    std::fs::create_dir_all(&options.work).map_err(|e| FileError::new(&options.work, e))?;
+    let work = options.run.work();
+    std::fs::create_dir_all(&work).map_err(|e| FileError::new(&work, e))?;
 
     let (train_file, test_file) = teacher_cache(options, &teacher, teacher_encoder.as_ref())?;
     let examples = count_rows(&train_file)?;
@@ -290,9 +267,10 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let before = held_out(&net, &test_rows, options, &device)?;
 
     let checkpoints = options
+        .run
         .control
-        .checkpoints(&options.work, &teacher.sha256, &student.sha256);
-    let start = options.control.resume(&checkpoints, |path| {
+        .checkpoints(&work, &teacher.sha256, &student.sha256);
+    let start = options.run.control.resume(&checkpoints, |path| {
         net.load(path).map_err(DistillError::from)
     })?;
 
@@ -303,10 +281,12 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         held_out_loss: (before.loss, now.loss),
         accuracy: (before.accuracy, now.accuracy),
         agreement: now.agreement,
-        steps,
-        resumed_from: (start > 0).then_some(start),
-        seconds: started.elapsed().as_secs_f64(),
-        manifest,
+        trained: Trained {
+            steps,
+            resumed_from: (start > 0).then_some(start),
+            seconds: started.elapsed().as_secs_f64(),
+            manifest,
+        },
     };
     let batches_per_epoch = {
         let chunk = options.settings.batch_size * CHUNK_BATCHES;
@@ -318,11 +298,11 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         net.trainable(false),
         Schedule::new(options.settings.lr, total, 10, Decay::Linear),
         0.01,
-        options.progress,
+        options.run.progress,
         "distilling",
         start,
     )?;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.run.seed);
     for _ in 0..options.settings.epochs {
         let mut stream = RowStream::open(&train_file)?;
         while let Some(chunk) = stream.next_chunk(options.settings.batch_size * CHUNK_BATCHES)? {
@@ -384,14 +364,14 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
         .insert("teacher_agreement".into(), after.agreement);
     let c = &encoder.config;
     let manifest = student.write_derived(
-        &options.out,
-        &options.name,
+        &options.run.out,
+        &options.run.name,
         format!(
             "{} layers, {} heads, FFN {}, distilled from {}",
             c.num_layers,
             c.num_heads,
             c.intermediate_size,
-            options.teacher.display()
+            options.run.teacher.display()
         ),
         &crate::bert::onnx::classifier(&encoder, model.pooling, &head),
         provenance,
@@ -560,7 +540,7 @@ fn teacher_cache(
     let key = format!(
         "{}-s{}-t{}-a{}{}{}-u{}-h{}",
         &teacher.sha256[..16],
-        options.seed,
+        options.run.seed,
         options.train_limit.map_or("all".into(), |n| n.to_string()),
         options.settings.augment,
         if options.swaps().is_some() {
@@ -577,19 +557,20 @@ fn teacher_cache(
         },
         options.test_limit.map_or("all".into(), |n| n.to_string()),
     );
-    let train_file = options.work.join(format!("teacher-{key}-train.jsonl"));
-    let test_file = options.work.join(format!("teacher-{key}-test.jsonl"));
+    let work = options.run.work();
+    let train_file = work.join(format!("teacher-{key}-train.jsonl"));
+    let test_file = work.join(format!("teacher-{key}-test.jsonl"));
     if train_file.is_file() && test_file.is_file() {
         return Ok((train_file, test_file));
     }
     let corpus = data::corpus::corpus(
         &options.data,
         options.unlabelled.as_deref(),
-        options.seed,
+        options.run.seed,
         options.limits(),
     )?;
     let test = corpus.test;
-    let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(options.run.seed);
     let thesaurus = options
         .swaps()
         .map(crate::data::thesaurus::Thesaurus::load)
@@ -634,7 +615,7 @@ fn teacher_cache(
         teacher.plan(crate::bert::onnx::LOGITS)?
     };
     let bar = crate::progress_bar(
-        options.progress,
+        options.run.progress,
         (texts.len() + test.len()) as u64,
         "teacher logits",
     );

@@ -78,11 +78,7 @@ pub struct Settings {
     pub runs: usize,
 }
 
-impl Default for Settings {
-    fn default() -> Settings {
-        crate::flag_defaults()
-    }
-}
+default_from_flags!(Settings);
 
 /// What to quantize and how.
 #[derive(Debug, Clone)]

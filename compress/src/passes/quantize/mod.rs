@@ -112,11 +112,7 @@ pub struct Options {
     pub keep_float: Vec<String>,
 }
 
-impl Default for Options {
-    fn default() -> Options {
-        crate::flag_defaults()
-    }
-}
+default_from_flags!(Options);
 
 impl Options {
     /// Quantizes every supported weight of [`DEFAULT_MIN_ELEMENTS`] values or more.
