@@ -13,12 +13,12 @@ Needs: pip install onnxruntime numpy.
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+
+from ort_session import median_ms, session
 
 
 def main():
@@ -30,29 +30,19 @@ def main():
     parser.add_argument("--runs", type=int, default=0)
     args = parser.parse_args()
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    outputs = [o.name for o in session.get_outputs()]
+    sess = session(args.model, args.threads)
+    name = sess.get_inputs()[0].name
+    outputs = [o.name for o in sess.get_outputs()]
     files = sorted(Path(args.inputs).glob("*.npy"))
     out_dir = Path(args.outputs)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     latency = None
     if args.runs and files:
-        probe = {name: np.load(files[0])}
-        for _ in range(3):
-            session.run(None, probe)
-        times = []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            session.run(None, probe)
-            times.append((time.perf_counter() - start) * 1e3)
-        latency = statistics.median(times)
+        latency = median_ms(sess, None, {name: np.load(files[0])}, args.runs)
 
     for f in files:
-        results = session.run(None, {name: np.load(f)})
+        results = sess.run(None, {name: np.load(f)})
         for output, value in zip(outputs, results):
             np.save(out_dir / f"{f.stem}.{output}.npy", value.astype(np.float32))
     print(json.dumps({

@@ -12,11 +12,11 @@ Needs: pip install onnxruntime numpy.
 
 import argparse
 import json
-import statistics
-import time
 
 import numpy as np
 import onnxruntime as ort
+
+from ort_session import median_ms, session
 
 
 def feed(rows):
@@ -38,28 +38,19 @@ def main():
     parser.add_argument("--runs", type=int, default=30)
     args = parser.parse_args()
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
-
+    sess = session(args.model, args.threads)
     probe = feed([[101] + [2000 + i for i in range(args.sequence - 2)] + [102]])
-    for _ in range(3):
-        session.run(["scores"], probe)
-    times = []
-    for _ in range(args.runs):
-        start = time.perf_counter()
-        session.run(["scores"], probe)
-        times.append((time.perf_counter() - start) * 1e3)
+    latency = median_ms(sess, ["scores"], probe, args.runs)
 
     with open(args.rows, encoding="utf-8") as f:
         rows = [json.loads(line) for line in f if line.strip()]
     right = 0
     for i in range(0, len(rows), 32):
         chunk = rows[i : i + 32]
-        scores = session.run(["scores"], feed([r["ids"] for r in chunk]))[0]
+        scores = sess.run(["scores"], feed([r["ids"] for r in chunk]))[0]
         right += sum(int(np.argmax(s) == r["label"]) for s, r in zip(scores, chunk))
     print(json.dumps({
-        "latency_ms": statistics.median(times),
+        "latency_ms": latency,
         "accuracy": right / max(len(rows), 1),
         "examples": len(rows),
         "threads": args.threads,

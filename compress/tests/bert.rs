@@ -7,7 +7,7 @@ use edgemass_compress::bert::{self, Export, Pooling};
 use tract_onnx::prelude::*;
 
 use crate::common::{
-    cached, encoder_inputs, fixture_sentences, minilm_fixture, minilm_sentence_encoder,
+    cached, encoder_inputs, fixture_sentences, minilm_fixture, minilm_sentence_encoder, values,
 };
 
 /// Runs an encoder ONNX file on `sentences` (padded to the longest) and returns one row per
@@ -214,12 +214,7 @@ fn onnx_export_and_candle_network_agree_for_bert_roberta_and_albert() {
         let out = plan
             .run(tvec![column(&ids), column(&mask), column(&types)])
             .unwrap();
-        let tract: Vec<f32> = out[0]
-            .to_plain_array_view::<f32>()
-            .unwrap()
-            .iter()
-            .copied()
-            .collect();
+        let tract = values(&out[0]);
 
         let head = Linear::zeros(2, 32);
         let net = Net::new(&encoder, &head, Pooling::Mean, &Device::Cpu).unwrap();

@@ -6,19 +6,32 @@ use std::process::{Command, Output};
 
 use crate::common::{cached, small_teacher, text_detector};
 
-fn compress(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edgemass-compress"))
+/// Runs edgemass-compress with `args`: whether it succeeded, and what it printed.
+fn compress(args: &[&str]) -> (bool, String) {
+    let o: Output = Command::new(env!("CARGO_BIN_EXE_edgemass-compress"))
         .args(args)
         .output()
-        .unwrap()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), said)
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+/// What edgemass-compress printed for `args`, which must succeed.
+fn succeeds(args: &[&str]) -> String {
+    let (ok, said) = compress(args);
+    assert!(ok, "{args:?}: {said}");
+    said
+}
+
+/// What edgemass-compress printed for `args`, which must fail.
+fn fails(args: &[&str]) -> String {
+    let (ok, said) = compress(args);
+    assert!(!ok, "{args:?} succeeded: {said}");
+    said
 }
 
 fn path(p: &Path) -> &str {
@@ -33,14 +46,11 @@ fn every_family_verb_lists_each_familys_flags_and_asks_for_the_model() {
         ("quantize", "--model", ["--sample", "--calibration"]),
         ("eval", "--model", ["--seed", "--teacher"]),
     ] {
-        let help = compress(&[verb, "--help"]);
-        assert!(help.status.success(), "{verb}: {}", text(&help));
+        let help = succeeds(&[verb, "--help"]);
         for flag in flags {
-            assert!(text(&help).contains(flag), "{verb} --help lacks {flag}");
+            assert!(help.contains(flag), "{verb} --help lacks {flag}");
         }
-        let bare = compress(&[verb]);
-        assert!(!bare.status.success());
-        let said = text(&bare);
+        let said = fails(&[verb]);
         assert!(
             said.contains(&format!("{verb} needs {model_flag}")) && said.lines().count() == 1,
             "{said}"
@@ -55,7 +65,7 @@ fn a_flag_of_the_other_family_is_refused_by_name() {
     let student =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/minilm-sentiment-student.model.toml");
     for (model, flag, value) in [(&detector, "--heads", "2"), (&student, "--keep", "0.5")] {
-        let o = compress(&[
+        let said = fails(&[
             "prune",
             "--model",
             path(model),
@@ -64,20 +74,25 @@ fn a_flag_of_the_other_family_is_refused_by_name() {
             "--out",
             path(&dir.path().join("out")),
         ]);
-        assert!(!o.status.success());
         assert!(
-            text(&o).contains(&format!("unexpected argument '{flag}'")),
-            "{}",
-            text(&o)
+            said.contains(&format!("unexpected argument '{flag}'")),
+            "{said}"
         );
     }
-    let o = compress(&[
+    let said = fails(&[
         "eval",
         "--model",
         path(&dir.path().join("absent.model.toml")),
     ]);
-    assert!(!o.status.success());
-    assert!(text(&o).contains("absent.model.toml"), "{}", text(&o));
+    assert!(said.contains("absent.model.toml"), "{said}");
+    let said = fails(&["distill", "--student", "model.onnx"]);
+    assert!(
+        said.contains(
+            "model.onnx: distill takes text-classify students or detection students; give a \
+             manifest of one"
+        ),
+        "{said}"
+    );
 }
 
 #[test]
@@ -85,7 +100,7 @@ fn a_text_teacher_goes_through_prune_quantize_and_eval() {
     let dir = tempfile::tempdir().unwrap();
     let teacher = small_teacher(dir.path());
     let pruned = dir.path().join("pruned");
-    let o = compress(&[
+    let said = succeeds(&[
         "prune",
         "--model",
         path(&teacher),
@@ -96,9 +111,9 @@ fn a_text_teacher_goes_through_prune_quantize_and_eval() {
         "--out",
         path(&pruned),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
+    assert!(said.contains("pruned") && said.contains("wrote"), "{said}");
     let int8 = dir.path().join("int8");
-    let o = compress(&[
+    let said = succeeds(&[
         "quantize",
         path(&pruned.join("pruned.model.toml")),
         "--mode",
@@ -106,9 +121,8 @@ fn a_text_teacher_goes_through_prune_quantize_and_eval() {
         "--out",
         path(&int8),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("quantized (dynamic-ops)"), "{}", text(&o));
-    let o = compress(&[
+    assert!(said.contains("quantized (dynamic-ops)"), "{said}");
+    let said = succeeds(&[
         "eval",
         "--model",
         path(&int8.join("int8.model.toml")),
@@ -117,12 +131,7 @@ fn a_text_teacher_goes_through_prune_quantize_and_eval() {
         "--limit",
         "40",
     ]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        text(&o).contains("% of 40 held-out texts right"),
-        "{}",
-        text(&o)
-    );
+    assert!(said.contains("% of 40 held-out texts right"), "{said}");
 }
 
 #[test]
@@ -130,7 +139,7 @@ fn a_detector_goes_through_prune_and_eval() {
     let dir = tempfile::tempdir().unwrap();
     let teacher = text_detector(dir.path(), 320);
     let pruned = dir.path().join("pruned");
-    let o = compress(&[
+    let said = succeeds(&[
         "prune",
         "--model",
         path(&teacher),
@@ -139,9 +148,8 @@ fn a_detector_goes_through_prune_and_eval() {
         "--out",
         path(&pruned),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
-    assert!(text(&o).contains("channels"), "{}", text(&o));
-    let o = compress(&[
+    assert!(said.contains("channels"), "{said}");
+    let said = succeeds(&[
         "eval",
         "--model",
         path(&pruned.join("pruned.model.toml")),
@@ -150,10 +158,8 @@ fn a_detector_goes_through_prune_and_eval() {
         "--teacher",
         path(&teacher),
     ]);
-    assert!(o.status.success(), "{}", text(&o));
     assert!(
-        text(&o).contains("against the") && text(&o).contains("boxes of the teacher"),
-        "{}",
-        text(&o)
+        said.contains("against the") && said.contains("boxes of the teacher"),
+        "{said}"
     );
 }

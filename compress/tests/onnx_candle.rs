@@ -12,7 +12,7 @@ use edgemass_compress::passes::prune::conv::{Plan, prune};
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 
-use crate::common::cached;
+use crate::common::{cached, max_difference, values};
 
 const SIDE: usize = 128;
 
@@ -30,12 +30,7 @@ fn both(model: &ModelProto, graph: &CandleGraph) -> (Vec<f32>, Vec<f32>) {
         &[Tensor::from_shape(&[1, 3, SIDE, SIDE], &x).unwrap()],
     )
     .unwrap();
-    let tract: Vec<f32> = tract[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
+    let tract = values(&tract[0]);
     let input = CandleTensor::from_vec(x, (1, 3, SIDE, SIDE), &Device::Cpu).unwrap();
     let output = model.graph.as_ref().unwrap().output[0].name.clone();
     let candle = graph.forward(&input, &[&output]).unwrap()[0]
@@ -44,14 +39,6 @@ fn both(model: &ModelProto, graph: &CandleGraph) -> (Vec<f32>, Vec<f32>) {
         .to_vec1::<f32>()
         .unwrap();
     (tract, candle)
-}
-
-fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
 }
 
 #[test]

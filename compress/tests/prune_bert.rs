@@ -7,7 +7,7 @@ use edgemass_compress::passes::prune::Criterion;
 use edgemass_compress::passes::prune::bert::{Plan, prune};
 use tract_onnx::prelude::*;
 
-use crate::common::cached;
+use crate::common::{cached, max_difference, values};
 
 fn minilm() -> Encoder {
     let config = BertConfig::from_path(&cached("minilm-l6/config.json")).unwrap();
@@ -38,19 +38,7 @@ fn embed(encoder: &Encoder) -> Vec<f32> {
         .run(tvec![column(&ids), column(&mask), column(&[0; 14])])
         .unwrap();
     assert_eq!(out[0].shape(), &[2, 384]);
-    out[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
-}
-
-fn max_difference(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    values(&out[0])
 }
 
 #[test]

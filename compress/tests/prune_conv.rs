@@ -14,7 +14,7 @@ use edgemass_compress::passes::prune::conv::{Channels, Plan, prune};
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 
-use crate::common::cached;
+use crate::common::{cached, max_difference, values};
 
 const DBNET: &str = "ppocr/ch_PP-OCRv4_det_infer.onnx";
 const YOLO: &str = "nudenet/320n.onnx";
@@ -32,21 +32,9 @@ fn input(dims: &[usize]) -> Tensor {
     Tensor::from_shape(dims, &values).unwrap()
 }
 
-fn values(t: &Tensor) -> Vec<f32> {
-    t.to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
-}
-
-fn max_difference(a: &Tensor, b: &Tensor) -> f32 {
+fn max_tensor_difference(a: &Tensor, b: &Tensor) -> f32 {
     assert_eq!(a.shape(), b.shape());
-    values(a)
-        .iter()
-        .zip(values(b))
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    max_difference(&values(a), &values(b))
 }
 
 #[test]
@@ -57,7 +45,7 @@ fn keeping_every_channel_gives_the_same_outputs() {
     let x = input(&[1, 3, 128, 128]);
     let before = run(&graph.proto, std::slice::from_ref(&x)).unwrap();
     let after = run(&pruned.model, &[x]).unwrap();
-    assert_eq!(max_difference(&before[0], &after[0]), 0.0);
+    assert_eq!(max_tensor_difference(&before[0], &after[0]), 0.0);
 }
 
 /// Zeroes, in every prunable group of `model`, the filters making the last quarter of its
@@ -146,7 +134,7 @@ fn assert_silent_channels_prune_exactly(path: &str, spec: &str, dims: &[usize]) 
     let x = input(dims);
     let want = run(&silenced, std::slice::from_ref(&x)).unwrap();
     let got = run(&pruned.model, &[x]).unwrap();
-    let diff = max_difference(&want[0], &got[0]);
+    let diff = max_tensor_difference(&want[0], &got[0]);
     assert!(diff < 1e-4, "{path}: outputs moved by {diff}");
     pruned.groups.iter().filter(|g| g.producers > 1).count()
 }
@@ -219,7 +207,7 @@ fn downscaled_graph_equals_the_original_on_the_pooled_image() {
     let want = run(&graph.proto, &[pooled]).unwrap();
     let got = run(&smaller, &[x]).unwrap();
     assert_eq!(got[0].shape(), &[1, 1, 64, 64]);
-    let diff = max_difference(&want[0], &got[0]);
+    let diff = max_tensor_difference(&want[0], &got[0]);
     assert!(diff < 1e-5, "{diff}");
 }
 

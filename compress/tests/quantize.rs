@@ -15,7 +15,7 @@ use tract_onnx::pb::{ModelProto, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
 use crate::common::{
-    cached, encoder_inputs, fixture_sentences, minilm_fixture, minilm_sentence_encoder,
+    cached, encoder_inputs, fixture_sentences, minilm_fixture, minilm_sentence_encoder, values,
 };
 
 /// all-MiniLM-L6-v2 as `import bert` writes it (mean pooling, L2-normalised), built once per run.
@@ -221,20 +221,10 @@ fn matmul_integer_is_exact(mode: Mode) {
     assert_eq!(count_ops(&q.model, "MatMulInteger"), 1);
     let inputs = tract::sample_inputs(&float, &[]).unwrap();
     let got = tract::run(&q.model, &inputs).unwrap();
-    let got: Vec<f32> = got[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
+    let got = values(&got[0]);
 
     // DynamicQuantizeLinear and MatMulInteger as the ONNX spec defines them.
-    let x: Vec<f32> = inputs[0]
-        .to_plain_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect();
+    let x = values(&inputs[0]);
     let (lo, hi) = x
         .iter()
         .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));

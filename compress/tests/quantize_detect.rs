@@ -6,10 +6,9 @@ use std::path::PathBuf;
 
 use edgemass_compress::onnx::graph::Graph;
 use edgemass_compress::onnx::tract::run;
+use edgemass_compress::passes::quantize::QuantizePassError;
 use edgemass_compress::passes::quantize::calibrate::Method;
-use edgemass_compress::passes::quantize::detect::{
-    Options, QuantizeDetectError, Settings, quantize_package,
-};
+use edgemass_compress::passes::quantize::detect::{Options, Settings, quantize_package};
 use tract_onnx::prelude::Tensor;
 
 use crate::common::{cached, text_detector};
@@ -98,7 +97,7 @@ fn quantizing_without_images_or_with_a_bad_bar_writes_nothing() {
     options.calibration = photos(1);
     options.settings.min_cosine = 1.5;
     let e = quantize_package(&teacher, &options, &out, "int8").unwrap_err();
-    assert!(matches!(e, QuantizeDetectError::Options(_)), "{e}");
+    assert!(matches!(e, QuantizePassError::Options(_)), "{e}");
     assert!(e.to_string().contains("minimum cosine"), "{e}");
     assert!(!out.exists(), "nothing may be written");
 }

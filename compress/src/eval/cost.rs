@@ -3,6 +3,23 @@
 
 use crate::onnx::graph::Graph;
 
+/// Errors while measuring a package of either family.
+#[derive(Debug, thiserror::Error)]
+pub enum MeasureError {
+    /// The package could not be opened or run.
+    #[error(transparent)]
+    Package(#[from] crate::package::PackageError),
+    /// The detector could not run.
+    #[error(transparent)]
+    Eval(#[from] crate::eval::detect::EvalError),
+    /// tract could not time the model.
+    #[error(transparent)]
+    Check(#[from] crate::onnx::tract::CheckError),
+    /// A scratch file could not be written or read.
+    #[error(transparent)]
+    File(#[from] crate::FileError),
+}
+
 /// A package's size and speed.
 #[derive(Debug, Clone)]
 pub struct Cost {

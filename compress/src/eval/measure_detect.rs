@@ -14,14 +14,13 @@ use edgemass::vision::preprocess::load_image;
 use serde::Deserialize;
 use tract_onnx::prelude::tract_ndarray::ArrayD;
 
-use crate::FileError;
-use crate::eval::cost::{Cost, Measured};
+use crate::eval::cost::{Cost, MeasureError, Measured};
 use crate::eval::detect::{
     EvalError, IOU, Truth, as_truth, detect_all, mean_average_precision, precision_recall,
 };
 use crate::onnx::inspect;
-use crate::onnx::tract::{CheckError, median_latency};
-use crate::package::detect::{DetectPackage, DetectPackageError};
+use crate::onnx::tract::median_latency;
+use crate::package::detect::DetectPackage;
 
 /// How to measure.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,23 +42,6 @@ impl Default for Settings {
             onnxruntime: true,
         }
     }
-}
-
-/// Errors while measuring.
-#[derive(Debug, thiserror::Error)]
-pub enum MeasureDetectError {
-    /// The package could not be opened.
-    #[error(transparent)]
-    Package(#[from] DetectPackageError),
-    /// The package could not run.
-    #[error(transparent)]
-    Eval(#[from] EvalError),
-    /// tract could not time the model.
-    #[error(transparent)]
-    Check(#[from] CheckError),
-    /// A scratch file could not be written or read.
-    #[error(transparent)]
-    File(#[from] FileError),
 }
 
 /// The images a package is measured on.
@@ -118,7 +100,7 @@ pub fn measure(
     settings: &Settings,
     scratch: &Path,
     progress: bool,
-) -> Result<Measurement, MeasureDetectError> {
+) -> Result<Measurement, MeasureError> {
     let package = DetectPackage::open(manifest)?;
     let graph = package.graph()?;
     let shape = crate::package::detect::package_input(&package.manifest);

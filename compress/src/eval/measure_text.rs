@@ -3,15 +3,16 @@
 //! `scripts/ort_text.py` on the same file and token ids), and held-out accuracy, F1 and agreement
 //! with the teacher in tract.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Deserialize;
 
 use crate::data;
-use crate::eval::cost::{Cost, Measured};
+use crate::eval::cost::{Cost, MeasureError, Measured};
 use crate::onnx::graph::Graph;
-use crate::package::text::{PackageError, TextPackage};
+use crate::package::PackageError;
+use crate::package::text::TextPackage;
 
 /// How to measure.
 #[derive(Debug, Clone, Deserialize)]
@@ -36,22 +37,6 @@ impl Default for Settings {
             onnxruntime: true,
         }
     }
-}
-
-/// Errors while measuring.
-#[derive(Debug, thiserror::Error)]
-pub enum MeasureError {
-    /// The package could not be opened or run.
-    #[error(transparent)]
-    Package(#[from] PackageError),
-    /// The held-out rows could not be written.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// The I/O failure.
-        source: std::io::Error,
-    },
 }
 
 /// The held-out Rotten Tomatoes texts and labels; each package tokenizes them itself, since
@@ -99,10 +84,7 @@ impl HeldOut {
                 .expect("plain values");
             text.push(b'\n');
         }
-        crate::write_atomic(file, &text).map_err(|source| MeasureError::Write {
-            path: file.to_owned(),
-            source,
-        })?;
+        crate::write_atomic(file, &text).map_err(|e| crate::FileError::new(file, e))?;
         Ok(rows)
     }
 }

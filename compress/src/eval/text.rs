@@ -4,7 +4,7 @@
 //! trainer believed.
 
 use crate::data;
-pub use crate::package::text::PackageError as EvalError;
+pub use crate::package::PackageError as EvalError;
 use crate::package::text::TextPackage;
 use std::path::Path;
 

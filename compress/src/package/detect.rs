@@ -4,30 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use edgemass::model::{Manifest, ManifestError};
+use edgemass::model::Manifest;
 use tract_onnx::pb::ModelProto;
 
 use crate::FileError;
-use crate::onnx::graph::{Graph, GraphError};
+use crate::onnx::graph::Graph;
 use crate::onnx::inspect::InputShape;
-use crate::package::Provenance;
+use crate::package::{PackageError, Provenance};
 
 /// The file name of a package's int8 (QDQ) form, beside `model.onnx`.
 pub const INT8_FILE: &str = "model.qdq.onnx";
-
-/// Errors while opening or writing a detection package.
-#[derive(Debug, thiserror::Error)]
-pub enum DetectPackageError {
-    /// The manifest is unreadable or invalid.
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    /// The ONNX file is unreadable.
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    /// A file could not be read or written.
-    #[error(transparent)]
-    File(#[from] FileError),
-}
 
 /// An opened detection package.
 pub struct DetectPackage {
@@ -44,7 +30,7 @@ pub struct DetectPackage {
 
 impl DetectPackage {
     /// Reads and validates `path` (`NAME.model.toml`, task `detect`) and hashes its model.
-    pub fn open(path: &Path) -> Result<DetectPackage, DetectPackageError> {
+    pub fn open(path: &Path) -> Result<DetectPackage, PackageError> {
         let manifest = Manifest::from_path(path)?;
         let file = |reason: String| FileError::new(path, reason);
         let text = std::fs::read_to_string(path).map_err(|e| file(e.to_string()))?;
@@ -68,7 +54,7 @@ impl DetectPackage {
 
     /// The ONNX graph; a frozen TensorFlow graph is cut and written as ONNX as the agent does for
     /// onnxruntime ([`edgemass::model::onnx_form`]).
-    pub fn graph(&self) -> Result<Graph, DetectPackageError> {
+    pub fn graph(&self) -> Result<Graph, PackageError> {
         if self.manifest.tensorflow.is_none() {
             return Ok(Graph::load(&self.manifest.file)?);
         }
@@ -100,7 +86,7 @@ impl DetectPackage {
         model: &ModelProto,
         int8: Option<(&ModelProto, f64)>,
         provenance: &Provenance,
-    ) -> Result<PathBuf, DetectPackageError> {
+    ) -> Result<PathBuf, PackageError> {
         let write = |path: &Path| {
             let path = path.to_owned();
             move |e: std::io::Error| FileError::new(&path, e)

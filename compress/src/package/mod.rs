@@ -14,6 +14,42 @@ use tract_onnx::pb::ModelProto;
 
 use crate::bert::{self, BertError};
 
+/// Errors while opening, running or writing a package of either family.
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    /// The manifest, tokenizer or model file is unreadable or malformed.
+    #[error("{path}: {reason}")]
+    Package {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A detection manifest is unreadable or invalid.
+    #[error(transparent)]
+    Manifest(#[from] edgemass::model::ManifestError),
+    /// The data set could not be read.
+    #[error(transparent)]
+    Data(#[from] crate::data::corpus::DataError),
+    /// The ONNX file is unreadable.
+    #[error(transparent)]
+    Graph(#[from] crate::onnx::graph::GraphError),
+    /// The ONNX file is not an encoder this crate can rebuild, or could not be written.
+    #[error(transparent)]
+    Encoder(#[from] BertError),
+    /// tract could not load or run the model.
+    #[error("tract cannot run {path}: {reason}")]
+    Tract {
+        /// The model file.
+        path: PathBuf,
+        /// tract's error.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error(transparent)]
+    File(#[from] crate::FileError),
+}
+
 /// The sha256 of `bytes` in lower-case hex, as manifests record it.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -7,42 +7,10 @@ use tokenizers::Tokenizer;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::*;
 
-use crate::bert::BertError;
 use crate::bert::from_onnx::{self, Imported};
 use crate::data;
-use crate::data::corpus::DataError;
-use crate::onnx::graph::{Graph, GraphError};
-use crate::package::{Provenance, TextClassifier};
-
-/// Errors while opening or running a package.
-#[derive(Debug, thiserror::Error)]
-pub enum PackageError {
-    /// The manifest, tokenizer or model file is unreadable or malformed.
-    #[error("{path}: {reason}")]
-    Package {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The data set could not be read.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// The ONNX file is unreadable.
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    /// The ONNX file is not an encoder this crate can rebuild, or could not be written.
-    #[error(transparent)]
-    Encoder(#[from] BertError),
-    /// tract could not load or run the model.
-    #[error("tract cannot run {path}: {reason}")]
-    Tract {
-        /// The model file.
-        path: PathBuf,
-        /// tract's error.
-        reason: String,
-    },
-}
+use crate::onnx::graph::Graph;
+use crate::package::{PackageError, Provenance, TextClassifier};
 
 /// An opened package.
 pub struct TextPackage {

@@ -10,14 +10,15 @@ use tract_onnx::pb::{self, ModelProto};
 
 use crate::onnx::build::Attr;
 use crate::onnx::graph::{constants_to_initializers, data_inputs, dims, f32_tensor};
-use crate::package::detect::{DetectPackage, DetectPackageError};
+use crate::package::PackageError;
+use crate::package::detect::DetectPackage;
 
 /// Errors of the pass.
 #[derive(Debug, thiserror::Error)]
 pub enum DownscaleError {
     /// The package could not be read or written.
     #[error(transparent)]
-    Package(#[from] DetectPackageError),
+    Package(#[from] PackageError),
     /// The factor is not at least 2.
     #[error("downscale: the factor must be at least 2, not {0}")]
     Factor(usize),

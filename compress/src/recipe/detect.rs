@@ -9,8 +9,9 @@ use serde::Deserialize;
 
 use crate::FileError;
 use crate::data::render_text;
+use crate::eval::cost::MeasureError;
 use crate::eval::detect::{IOU, mean_average_precision, truth_of};
-use crate::eval::measure_detect::{self, MeasureDetectError, Measurement, Sets, Settings};
+use crate::eval::measure_detect::{self, Measurement, Sets, Settings};
 use crate::passes;
 use crate::passes::downscale::downscale_package;
 use crate::passes::prune::conv::{Plan, prune_package};
@@ -117,14 +118,9 @@ pub fn run(
     progress: bool,
 ) -> Result<Outcome, RecipeError> {
     std::fs::create_dir_all(out).map_err(|e| FileError::new(out, &e))?;
-    let say = |text: String| {
-        if !quiet {
-            eprintln!("{text}");
-        }
-    };
     let d = &recipe.data;
     let input = crate::package::detect::DetectPackage::open(&recipe.teacher)
-        .map_err(MeasureDetectError::from)?
+        .map_err(MeasureError::from)?
         .manifest
         .input;
     let (train_dir, test_dir) = (out.join("data/train"), out.join("data/test"));
@@ -137,7 +133,10 @@ pub fn run(
         if render_text::read_labels(dir).is_ok_and(|l| l.len() == count) {
             continue;
         }
-        say(format!("rendering {count} images into {}", dir.display()));
+        step::say(
+            quiet,
+            &format!("rendering {count} images into {}", dir.display()),
+        );
         render_text::render(&render_text::Options {
             photos: crate::data::files(&[cache.join(photos)], crate::data::IMAGE_EXTENSIONS)?,
             fonts: crate::data::render_text::DEJAVU_CORE
@@ -166,41 +165,29 @@ pub fn run(
     let measure = |manifest: &Path, sets: &Sets| {
         measure_detect::measure(manifest, sets, &recipe.measure, &scratch, progress)
     };
-    say(format!(
-        "measuring the teacher {}",
-        recipe.teacher.display()
-    ));
+    step::say(
+        quiet,
+        &format!("measuring the teacher {}", recipe.teacher.display()),
+    );
     let mut first = measure(&recipe.teacher, &sets)?;
     let reference = measure_detect::reference_boxes(&first);
     first.agreement = mean_average_precision(&first.photo_detections, &reference, IOU);
     sets.teacher_boxes = Some(reference);
-    let mut steps = vec![Step {
-        name: "teacher",
-        manifest: recipe.teacher.clone(),
-        measured: first,
-    }];
+    let mut steps = step::Steps::new(&recipe.teacher, first, quiet, |_, manifest: &Path| {
+        Ok(measure(manifest, &sets)?)
+    });
     let mut current = recipe.teacher.clone();
-    let mut record = |name: &'static str, manifest: PathBuf| -> Result<PathBuf, RecipeError> {
-        say(format!("measuring {name}: {}", manifest.display()));
-        let measured = measure(&manifest, &sets)?;
-        steps.push(Step {
-            name,
-            manifest: manifest.clone(),
-            measured,
-        });
-        Ok(manifest)
-    };
     if let Some(ds) = &recipe.downscale {
-        say(format!("downscaling by {}", ds.factor));
+        steps.say(&format!("downscaling by {}", ds.factor));
         let name = format!("{}-downscaled", recipe.name);
         let m = downscale_package(&current, ds.factor, &out.join("1-downscale"), &name)?;
-        current = record("downscale", m)?;
+        current = steps.record("downscale", m)?;
     }
     if let Some(plan) = &recipe.prune {
-        say(format!("pruning: {plan}"));
+        steps.say(&format!("pruning: {plan}"));
         let name = format!("{}-pruned", recipe.name);
         let (_, m) = prune_package(&current, &[], plan, &out.join("2-prune"), &name)?;
-        current = record("prune", m)?;
+        current = steps.record("prune", m)?;
     }
     if let Some(step) = &recipe.distill {
         let dir = out.join("3-distill");
@@ -216,16 +203,12 @@ pub fn run(
         o.run.progress = progress;
         o.settings = step.clone();
         o.held_out_limit = Some(20);
-        say(format!("distilling for {} epochs", step.epochs));
+        steps.say(&format!("distilling for {} epochs", step.epochs));
         let report = passes::distill::detect::distill(&o)?;
-        let m = report
-            .trained
-            .manifest
-            .expect("distill stops early only when asked to");
-        current = record("distill", m)?;
+        current = steps.distilled(report.trained)?;
     }
     if let Some(q) = &recipe.quantize {
-        say(format!("quantizing ({} calibration)", q.method.name()));
+        steps.say(&format!("quantizing ({} calibration)", q.method.name()));
         let train = render_text::read_labels(&train_dir)?;
         let options = passes::quantize::detect::Options {
             calibration: train.iter().map(|l| train_dir.join(&l.image)).collect(),
@@ -240,11 +223,11 @@ pub fn run(
             &out.join("4-quantize"),
             &recipe.name,
         )?;
-        say(r.to_text());
-        record("quantize", r.manifest)?;
+        steps.say(&r.to_text());
+        steps.record("quantize", r.manifest)?;
     }
     Ok(step::finish(
-        steps,
+        steps.into_steps(),
         out,
         "mAP@0.5 (rendered text)",
         |steps, points| markdown(recipe, steps, points),
@@ -297,17 +280,13 @@ fn markdown(recipe: &DetectRecipe, steps: &[Step], points: &[Point]) -> String {
         step::verdict(ratio >= 0.95)
     );
     let map = |m: f64| format!("mAP@0.5 {m:.4}");
-    let target = if t.cost.ort_ms.is_some() {
-        "the speed target"
-    } else {
-        "the speed target (not measured)"
-    };
-    out.push_str(&crate::recipe::pareto::markdown(
+    out.push_str(&step::closing_section(
+        t,
         points,
-        target,
+        ["the speed target", "the speed target (not measured)"],
         |p| step::fast(t, p.latency_ms).unwrap_or(false),
         map,
+        "mAP",
     ));
-    out.push_str("\n![mAP against latency and size](report.svg)\n");
     out
 }

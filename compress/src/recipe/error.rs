@@ -5,17 +5,12 @@ use std::path::PathBuf;
 use crate::FileError;
 use crate::data::corpus::DataError;
 use crate::data::render_text::RenderError;
-use crate::eval::measure_detect::MeasureDetectError;
-use crate::eval::measure_text::MeasureError;
-use crate::package::text::PackageError;
-use crate::passes::distill::detect::DistillDetectError;
-use crate::passes::distill::text::DistillError;
+use crate::eval::cost::MeasureError;
+use crate::package::PackageError;
+use crate::passes::distill::DistillError;
 use crate::passes::downscale::DownscaleError;
-use crate::passes::prune::bert::PruneError;
-use crate::passes::prune::conv::PruneConvError;
-use crate::passes::prune::vocab::VocabError;
-use crate::passes::quantize::detect::QuantizeDetectError;
-use crate::passes::quantize::text::QuantizeTextError;
+use crate::passes::prune::PruneError;
+use crate::passes::quantize::QuantizePassError;
 
 /// Errors of a recipe run; the step that failed says what it was doing.
 #[derive(Debug, thiserror::Error)]
@@ -40,33 +35,18 @@ pub enum RecipeError {
     /// Downscaling failed.
     #[error(transparent)]
     Downscale(#[from] DownscaleError),
-    /// Pruning a text package failed.
+    /// Pruning (structures or vocabulary) failed.
     #[error(transparent)]
     Prune(#[from] PruneError),
-    /// Pruning a detector failed.
-    #[error(transparent)]
-    PruneConv(#[from] PruneConvError),
-    /// Vocabulary pruning failed.
-    #[error(transparent)]
-    Vocabulary(#[from] VocabError),
-    /// Distilling a text student failed.
+    /// Distillation failed.
     #[error(transparent)]
     Distill(#[from] DistillError),
-    /// Distilling a detection student failed.
+    /// Quantizing failed.
     #[error(transparent)]
-    DistillDetect(#[from] DistillDetectError),
-    /// Quantizing a text package failed.
-    #[error(transparent)]
-    Quantize(#[from] QuantizeTextError),
-    /// Quantizing a detector failed.
-    #[error(transparent)]
-    QuantizeDetect(#[from] QuantizeDetectError),
-    /// Measuring a text step failed.
+    Quantize(#[from] QuantizePassError),
+    /// Measuring a step failed.
     #[error(transparent)]
     Measure(#[from] MeasureError),
-    /// Measuring a detection step failed.
-    #[error(transparent)]
-    MeasureDetect(#[from] MeasureDetectError),
     /// The report could not be written.
     #[error("cannot write {0}")]
     Write(#[from] FileError),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::FileError;
 use crate::eval::cost::Measured;
+use crate::passes::distill::Trained;
 use crate::recipe::RecipeError;
 use crate::recipe::plot::Point;
 
@@ -18,6 +19,72 @@ pub struct Step<M> {
     pub manifest: PathBuf,
     /// What was measured.
     pub measured: M,
+}
+
+/// Says `text` on stderr, unless `quiet`: how a recipe announces its steps.
+pub fn say(quiet: bool, text: &str) {
+    if !quiet {
+        eprintln!("{text}");
+    }
+}
+
+/// A recipe run's steps so far: every package a pass writes is announced, measured by the
+/// family's `measure` and kept, the teacher first.
+pub struct Steps<M, F> {
+    steps: Vec<Step<M>>,
+    quiet: bool,
+    measure: F,
+}
+
+impl<M, F: FnMut(&'static str, &Path) -> Result<M, RecipeError>> Steps<M, F> {
+    /// The steps of a run whose teacher at `manifest` measured `teacher`.
+    pub fn new(manifest: &Path, teacher: M, quiet: bool, measure: F) -> Self {
+        let teacher = Step {
+            name: "teacher",
+            manifest: manifest.to_owned(),
+            measured: teacher,
+        };
+        Steps {
+            steps: vec![teacher],
+            quiet,
+            measure,
+        }
+    }
+
+    /// Says `text` on stderr, unless the run is quiet.
+    pub fn say(&self, text: &str) {
+        say(self.quiet, text);
+    }
+
+    /// Measures the package at `manifest` as step `name` and keeps it; returns the manifest, the
+    /// next step's input.
+    pub fn record(
+        &mut self,
+        name: &'static str,
+        manifest: PathBuf,
+    ) -> Result<PathBuf, RecipeError> {
+        self.say(&format!("measuring {name}: {}", manifest.display()));
+        let measured = (self.measure)(name, &manifest)?;
+        self.steps.push(Step {
+            name,
+            manifest: manifest.clone(),
+            measured,
+        });
+        Ok(manifest)
+    }
+
+    /// Records the package a distillation wrote (a recipe never asks one to stop early).
+    pub fn distilled(&mut self, trained: Trained) -> Result<PathBuf, RecipeError> {
+        let manifest = trained
+            .manifest
+            .expect("distill stops early only when asked to");
+        self.record("distill", manifest)
+    }
+
+    /// Every step, teacher first.
+    pub fn into_steps(self) -> Vec<Step<M>> {
+        self.steps
+    }
 }
 
 /// What a run produced.
@@ -60,6 +127,29 @@ pub fn fast(teacher: &impl Measured, tract_ms: f64) -> Option<bool> {
         .cost()
         .ort_ms
         .map(|ms| ms / tract_ms >= SPEED_TARGET)
+}
+
+/// The end of a report: the Pareto front of `points`, the steps that meet the targets (`meets`;
+/// `targets[0]` names them, `targets[1]` when `teacher` had no onnxruntime timing), each with its
+/// `metric`, and the plot of `plotted` against latency and size.
+pub fn closing_section(
+    teacher: &impl Measured,
+    points: &[Point],
+    targets: [&str; 2],
+    meets: impl Fn(&Point) -> bool,
+    metric: impl Fn(f64) -> String,
+    plotted: &str,
+) -> String {
+    let targets = if teacher.cost().ort_ms.is_some() {
+        targets[0]
+    } else {
+        targets[1]
+    };
+    let mut out = crate::recipe::pareto::markdown(points, targets, meets, metric);
+    out.push_str(&format!(
+        "\n![{plotted} against latency and size](report.svg)\n"
+    ));
+    out
 }
 
 /// "met" or "missed".

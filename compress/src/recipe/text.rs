@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use crate::FileError;
 use crate::eval::measure_text::{self, HeldOut, Measurement, Settings};
-use crate::package::text::{PackageError, TextPackage};
+use crate::package::PackageError;
+use crate::package::text::TextPackage;
 use crate::passes;
 use crate::passes::prune::bert::Plan;
 use crate::passes::quantize;
@@ -119,15 +120,10 @@ pub fn run(
         None => None,
     };
     let rows = |name: &str| out.join(format!("held-out-{name}.jsonl"));
-    let say = |text: String| {
-        if !quiet {
-            eprintln!("{text}");
-        }
-    };
-    say(format!(
-        "measuring the teacher {}",
-        teacher_manifest.display()
-    ));
+    step::say(
+        quiet,
+        &format!("measuring the teacher {}", teacher_manifest.display()),
+    );
     let first = measure_text::measure(
         &teacher_manifest,
         &held_out,
@@ -137,36 +133,24 @@ pub fn run(
         &rows("teacher"),
     )?;
     let reference = first.predictions.clone();
-    let mut steps = vec![Step {
-        name: "teacher",
-        manifest: teacher_manifest.clone(),
-        measured: first,
-    }];
-    let mut current = teacher_manifest.clone();
-    let mut measure = |name: &'static str, manifest: PathBuf| -> Result<PathBuf, RecipeError> {
-        say(format!("measuring {name}: {}", manifest.display()));
-        let measured = measure_text::measure(
-            &manifest,
+    let mut steps = step::Steps::new(&teacher_manifest, first, quiet, |name, manifest: &Path| {
+        Ok(measure_text::measure(
+            manifest,
             &held_out,
             other.as_ref(),
             &recipe.measure,
             Some(&reference),
             &rows(name),
-        )?;
-        steps.push(Step {
-            name,
-            manifest: manifest.clone(),
-            measured,
-        });
-        Ok(manifest)
-    };
+        )?)
+    });
+    let mut current = teacher_manifest.clone();
 
     if let Some(plan) = &recipe.prune {
-        say(format!("pruning: {plan}"));
+        steps.say(&format!("pruning: {plan}"));
         let name = format!("{}-pruned", recipe.name);
         let manifest =
             passes::prune::bert::prune_package(&current, plan, &out.join("1-prune"), &name)?;
-        current = measure("prune", manifest)?;
+        current = steps.record("prune", manifest)?;
     }
     if recipe.vocabulary {
         let texts = training_texts(recipe, cache)?;
@@ -179,11 +163,11 @@ pub fn run(
             &out.join("2-vocabulary"),
             &name,
         )?;
-        say(format!(
+        steps.say(&format!(
             "vocabulary: kept {} of {} tokens",
             kept.after, kept.before
         ));
-        current = measure("vocabulary", kept.manifest)?;
+        current = steps.record("vocabulary", kept.manifest)?;
     }
     if let Some(d) = &recipe.distill {
         let dir = out.join("3-distill");
@@ -202,23 +186,19 @@ pub fn run(
         };
         options.run.seed = recipe.seed;
         options.run.progress = progress;
-        say(format!("distilling for {} epochs", d.epochs));
+        steps.say(&format!("distilling for {} epochs", d.epochs));
         let report = passes::distill::text::distill(&options)?;
-        let manifest = report
-            .trained
-            .manifest
-            .expect("distill stops early only when asked to");
-        current = measure("distill", manifest)?;
+        current = steps.distilled(report.trained)?;
     }
     if let Some(q) = &recipe.quantize {
-        say(format!("quantizing ({})", q.mode.name()));
+        steps.say(&format!("quantizing ({})", q.mode.name()));
         let manifest =
             quantize::text::quantize_package(&current, q, &out.join("4-quantize"), &recipe.name)?;
-        measure("quantize", manifest)?;
+        steps.record("quantize", manifest)?;
     }
 
     Ok(step::finish(
-        steps,
+        steps.into_steps(),
         out,
         "held-out accuracy",
         |steps, points| markdown(recipe, &teacher, steps, points),
@@ -316,17 +296,16 @@ fn markdown(recipe: &Recipe, teacher: &TextPackage, steps: &[Step], points: &[Po
         s.cost.bytes,
         step::verdict(small(s.cost.bytes))
     );
-    let targets = if t.cost.ort_ms.is_some() {
-        "the speed and size targets"
-    } else {
-        "the size target (speed not measured)"
-    };
-    out.push_str(&crate::recipe::pareto::markdown(
+    out.push_str(&step::closing_section(
+        t,
         points,
-        targets,
+        [
+            "the speed and size targets",
+            "the size target (speed not measured)",
+        ],
         |p| small(p.bytes) && step::fast(t, p.latency_ms).unwrap_or(true),
         percent,
+        "accuracy",
     ));
-    out.push_str("\n![accuracy against latency and size](report.svg)\n");
     out
 }

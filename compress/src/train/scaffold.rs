@@ -84,27 +84,29 @@ pub struct RunControl {
 default_from_flags!(RunControl);
 
 impl RunControl {
-    /// The checkpoints of a run in `work` that trains `student` against `teacher` (their sha256).
-    pub fn checkpoints(&self, work: &Path, teacher: &str, student: &str) -> Checkpoints {
-        Checkpoints::new(
+    /// The checkpoints of a run in `work` that trains `student` against `teacher` (their sha256),
+    /// and the step to go on from: the checkpoint's, loaded by `load` (see
+    /// [`Checkpoints::resume`]), or 0 without one or when told to restart.
+    pub fn resume<E: From<FileError>>(
+        &self,
+        work: &Path,
+        teacher: &str,
+        student: &str,
+        load: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(Checkpoints, usize), E> {
+        let checkpoints = Checkpoints::new(
             work,
             self.checkpoint_every,
             self.stop_after,
             teacher,
             student,
-        )
-    }
-
-    /// The step to go on from (see [`Checkpoints::resume`]); 0 when told to restart.
-    pub fn resume<E: From<FileError>>(
-        &self,
-        checkpoints: &Checkpoints,
-        load: impl FnOnce(&Path) -> Result<(), E>,
-    ) -> Result<usize, E> {
-        if self.restart {
-            return Ok(0);
-        }
-        checkpoints.resume(load)
+        );
+        let start = if self.restart {
+            0
+        } else {
+            checkpoints.resume(load)?
+        };
+        Ok((checkpoints, start))
     }
 }
 

@@ -104,3 +104,21 @@ pub fn encoder_inputs(
         column(&|e| e.get_type_ids()),
     ]
 }
+
+/// The values of an f32 tensor, in order.
+pub fn values(t: &tract_onnx::prelude::Tensor) -> Vec<f32> {
+    t.to_plain_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
+}
+
+/// The largest absolute difference between two equally long lists.
+pub fn max_difference(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

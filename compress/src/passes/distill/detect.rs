@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use edgemass::model::Model;
 use edgemass::model::manifest::DecoderSpec;
-use edgemass::model::{Model, ModelError};
 use edgemass::vision::preprocess::{load_image, prepare};
 use image::GrayImage;
 use rand::rngs::StdRng;
@@ -26,11 +26,11 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::FileError;
-use crate::data::render_text::{Labelled, RenderError, read_labels};
+use crate::data::render_text::{Labelled, read_labels};
 use crate::eval::detect::Truth;
-use crate::onnx::candle::{CandleGraph, CandleGraphError};
-use crate::package::detect::{DetectPackage, DetectPackageError};
-use crate::passes::distill::{Run, Trained};
+use crate::onnx::candle::CandleGraph;
+use crate::package::detect::DetectPackage;
+use crate::passes::distill::{DistillError, Run, Trained};
 use crate::train::scaffold::{Decay, Schedule, Trainer};
 
 /// Text pixels (teacher or true mask above one half) count this many times in the loss.
@@ -41,38 +41,6 @@ const TUNING_IMAGES: usize = 100;
 
 /// DBNet's label shrink ratio.
 const SHRINK: f32 = 0.4;
-
-/// Errors of the pass.
-#[derive(Debug, thiserror::Error)]
-pub enum DistillDetectError {
-    /// Options that cannot work.
-    #[error("distill-detect: {0}")]
-    Options(String),
-    /// A package could not be read or written.
-    #[error(transparent)]
-    Package(#[from] DetectPackageError),
-    /// The teacher could not run.
-    #[error(transparent)]
-    Model(#[from] ModelError),
-    /// A training set could not be read.
-    #[error(transparent)]
-    Data(#[from] RenderError),
-    /// An image could not be read.
-    #[error(transparent)]
-    Image(#[from] edgemass::vision::preprocess::ImageError),
-    /// The student's graph cannot be trained.
-    #[error(transparent)]
-    Graph(#[from] CandleGraphError),
-    /// A cache or checkpoint file could not be used.
-    #[error(transparent)]
-    File(#[from] FileError),
-    /// The student's decoder could not be fitted.
-    #[error(transparent)]
-    Tune(#[from] crate::eval::tune_decoder::TuneError),
-    /// candle failed while training.
-    #[error("training failed: {0}")]
-    Candle(#[from] candle_core::Error),
-}
 
 /// How a detection student is trained: the `[distill]` table of a detection recipe and the flags
 /// of `edgemass-compress distill` for a detection package, declared once.
@@ -170,7 +138,7 @@ struct Sample {
 }
 
 /// Distills the student into a new package.
-pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
+pub fn distill(options: &Options) -> Result<Report, DistillError> {
     let started = Instant::now();
     if options.settings.epochs == 0
         || options.settings.batch_size == 0
@@ -178,7 +146,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
         || options.settings.crop == 0
         || !options.settings.crop.is_multiple_of(64)
     {
-        return Err(DistillDetectError::Options(
+        return Err(DistillError::Options(
             "epochs and batch size must be at least 1, the temperature above 0, and the crop a \
              positive multiple of 64"
                 .into(),
@@ -189,14 +157,14 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     let student = DetectPackage::open(&options.run.student)?;
     let (t, s) = (&teacher.manifest, &student.manifest);
     if t.input != s.input || t.labels != s.labels {
-        return Err(DistillDetectError::Options(format!(
+        return Err(DistillError::Options(format!(
             "{} and {} must take the same input and have the same labels",
             options.run.teacher.display(),
             options.run.student.display()
         )));
     }
     let DecoderSpec::Dbnet { output, .. } = &s.decoder else {
-        return Err(DistillDetectError::Options(format!(
+        return Err(DistillError::Options(format!(
             "{} is not a DBNet (probability map) detector",
             options.run.student.display()
         )));
@@ -215,7 +183,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     let mut held_out = labelled(&options.held_out)?;
     held_out.truncate(options.held_out_limit.unwrap_or(held_out.len()));
     if train.is_empty() || held_out.is_empty() {
-        return Err(DistillDetectError::Options(
+        return Err(DistillError::Options(
             "no training or held-out images".into(),
         ));
     }
@@ -223,11 +191,11 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     let held_out = teacher_maps(options, &teacher, &held_out, "held-out")?;
 
     let spec = &s.input;
-    let loss_of = |net: &CandleGraph, batch: &Batch| -> Result<Tensor, DistillDetectError> {
+    let loss_of = |net: &CandleGraph, batch: &Batch| -> Result<Tensor, DistillError> {
         let z = net.forward(&batch.images, &[&logits])?.remove(0);
         Ok(loss(&z, batch, options)?)
     };
-    let measure = |net: &CandleGraph| -> Result<f64, DistillDetectError> {
+    let measure = |net: &CandleGraph| -> Result<f64, DistillError> {
         let mut total = 0.0;
         for sample in &held_out {
             let batch = Batch::whole(sample, spec, &device)?;
@@ -237,13 +205,11 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
     };
     let before = measure(&net)?;
 
-    let checkpoints = options
+    let (checkpoints, start) = options
         .run
-        .control
-        .checkpoints(&work, &teacher.sha256, &student.sha256);
-    let start = options.run.control.resume(&checkpoints, |path| {
-        net.load(path).map_err(DistillDetectError::from)
-    })?;
+        .resume(&teacher.sha256, &student.sha256, |path| {
+            net.load(path).map_err(DistillError::from)
+        })?;
     let per_epoch = train.len().div_ceil(options.settings.batch_size);
     let total = per_epoch * options.settings.epochs;
     let mut trainer = Trainer::new(
@@ -278,9 +244,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
             let samples: Vec<&Sample> = chunk.iter().map(|&i| &train[i]).collect();
             let batch = Batch::crops(&samples, spec, options.settings.crop, &mut rng, &device)?;
             trainer.backward_step(&loss_of(&net, &batch)?)?;
-            if checkpoints.after_step(step, |path| {
-                net.save(path).map_err(DistillDetectError::from)
-            })? {
+            if checkpoints.after_step(step, |path| net.save(path).map_err(DistillError::from))? {
                 trainer.finish();
                 return Ok(report(measure(&net)?, step - start, None));
             }
@@ -336,10 +300,7 @@ pub fn distill(options: &Options) -> Result<Report, DistillDetectError> {
 }
 
 /// The tensor the final Sigmoid of `output` reads.
-fn logits_of(
-    model: &tract_onnx::pb::ModelProto,
-    output: &str,
-) -> Result<String, DistillDetectError> {
+fn logits_of(model: &tract_onnx::pb::ModelProto, output: &str) -> Result<String, DistillError> {
     model
         .graph
         .iter()
@@ -347,7 +308,7 @@ fn logits_of(
         .find(|n| n.op_type == "Sigmoid" && n.output.iter().any(|o| o == output))
         .map(|n| n.input[0].clone())
         .ok_or_else(|| {
-            DistillDetectError::Options(format!(
+            DistillError::Options(format!(
                 "the student's output `{output}` is not made by a Sigmoid, so it has no logits to \
                  distill"
             ))
@@ -355,7 +316,7 @@ fn logits_of(
 }
 
 /// The images of a rendered-text set, with paths made absolute.
-fn labelled(dir: &Path) -> Result<Vec<(PathBuf, Labelled)>, DistillDetectError> {
+fn labelled(dir: &Path) -> Result<Vec<(PathBuf, Labelled)>, DistillError> {
     Ok(read_labels(dir)?
         .into_iter()
         .map(|l| (dir.join(&l.image), l))
@@ -369,7 +330,7 @@ fn teacher_maps(
     teacher: &DetectPackage,
     images: &[(PathBuf, Labelled)],
     part: &str,
-) -> Result<Vec<Sample>, DistillDetectError> {
+) -> Result<Vec<Sample>, DistillError> {
     let dir = options
         .run
         .work()
@@ -392,7 +353,7 @@ fn teacher_maps(
     std::fs::create_dir_all(&dir).map_err(|e| FileError::new(&dir, e))?;
     let model = Model::load(teacher.manifest.clone())?;
     let DecoderSpec::Dbnet { output, .. } = &teacher.manifest.decoder else {
-        return Err(DistillDetectError::Options(format!(
+        return Err(DistillError::Options(format!(
             "{} is not a DBNet (probability map) detector",
             teacher.path.display()
         )));
@@ -407,7 +368,7 @@ fn teacher_maps(
         let (tensor, _) = prepare(&image, &teacher.manifest.input);
         let outputs = model.run(tensor)?;
         let map = outputs.get(output).ok_or_else(|| {
-            DistillDetectError::Options(format!("the teacher has no output `{output}`"))
+            DistillError::Options(format!("the teacher has no output `{output}`"))
         })?;
         let shape = map.shape();
         let (h, w) = (shape[shape.len() - 2], shape[shape.len() - 1]);
@@ -439,7 +400,7 @@ impl Batch {
         sample: &Sample,
         spec: &edgemass::model::manifest::InputSpec,
         device: &Device,
-    ) -> Result<Batch, DistillDetectError> {
+    ) -> Result<Batch, DistillError> {
         let (image, teacher, truth, (h, w)) = load_sample(sample, spec)?;
         Ok(Batch {
             images: Tensor::from_vec(image, (1, 3, h, w), device)?,
@@ -455,12 +416,12 @@ impl Batch {
         crop: usize,
         rng: &mut StdRng,
         device: &Device,
-    ) -> Result<Batch, DistillDetectError> {
+    ) -> Result<Batch, DistillError> {
         let (mut images, mut teachers, mut truths) = (Vec::new(), Vec::new(), Vec::new());
         for sample in samples {
             let (image, teacher, truth, (h, w)) = load_sample(sample, spec)?;
             if h < crop || w < crop {
-                return Err(DistillDetectError::Options(format!(
+                return Err(DistillError::Options(format!(
                     "{} is {w}x{h}, smaller than the {crop}px crop",
                     sample.image.display()
                 )));
@@ -501,13 +462,13 @@ type Loaded = (Vec<f32>, Vec<f32>, Vec<f32>, (usize, usize));
 fn load_sample(
     sample: &Sample,
     spec: &edgemass::model::manifest::InputSpec,
-) -> Result<Loaded, DistillDetectError> {
+) -> Result<Loaded, DistillError> {
     let image = load_image(&sample.image)?;
     let (tensor, transform) = prepare(&image, spec);
     let (h, w) = (spec.height as usize, spec.width as usize);
     let values: Vec<f32> = tensor
         .to_plain_array_view::<f32>()
-        .map_err(|e| DistillDetectError::Options(format!("input tensor: {e}")))?
+        .map_err(|e| DistillError::Options(format!("input tensor: {e}")))?
         .iter()
         .copied()
         .collect();

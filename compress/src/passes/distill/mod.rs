@@ -8,7 +8,42 @@ pub mod text;
 
 use std::path::{Path, PathBuf};
 
-use crate::train::scaffold::RunControl;
+use crate::train::scaffold::{Checkpoints, RunControl};
+
+/// Errors of the distillation passes.
+#[derive(Debug, thiserror::Error)]
+pub enum DistillError {
+    /// Options that cannot work.
+    #[error("distill: {0}")]
+    Options(String),
+    /// A package could not be read or written.
+    #[error(transparent)]
+    Package(#[from] crate::package::PackageError),
+    /// A text corpus could not be read.
+    #[error(transparent)]
+    Corpus(#[from] crate::data::corpus::DataError),
+    /// A rendered-text set could not be read.
+    #[error(transparent)]
+    Rendered(#[from] crate::data::render_text::RenderError),
+    /// An image could not be read.
+    #[error(transparent)]
+    Image(#[from] edgemass::vision::preprocess::ImageError),
+    /// The teacher could not run.
+    #[error(transparent)]
+    Model(#[from] edgemass::model::ModelError),
+    /// The student's graph cannot be trained.
+    #[error(transparent)]
+    Graph(#[from] crate::onnx::candle::CandleGraphError),
+    /// A cache or checkpoint file could not be used.
+    #[error(transparent)]
+    File(#[from] crate::FileError),
+    /// The student's decoder could not be fitted.
+    #[error(transparent)]
+    Tune(#[from] crate::eval::tune_decoder::TuneError),
+    /// candle failed while training.
+    #[error("training failed: {0}")]
+    Candle(#[from] candle_core::Error),
+}
 
 /// What every distillation takes besides its data and settings: the flags `distill` shares
 /// between the families.
@@ -57,6 +92,17 @@ impl Run {
     /// The directory of the teacher's outputs cache and the checkpoints.
     pub fn work(&self) -> PathBuf {
         self.work.clone().unwrap_or_else(|| self.out.join("work"))
+    }
+
+    /// The run's checkpoints for this `teacher` and `student` (their sha256) and the step to go
+    /// on from, as [`RunControl::resume`] gives them.
+    pub fn resume<E: From<crate::FileError>>(
+        &self,
+        teacher: &str,
+        student: &str,
+        load: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(Checkpoints, usize), E> {
+        self.control.resume(&self.work(), teacher, student, load)
     }
 }
 

@@ -23,30 +23,9 @@ use serde::{Deserialize, Serialize};
 use crate::FileError;
 use crate::bert::net::{self, Net};
 use crate::data;
-use crate::data::corpus::DataError;
-use crate::package::text::{PackageError, TextPackage};
-use crate::passes::distill::{Run, Trained};
+use crate::package::text::TextPackage;
+use crate::passes::distill::{DistillError, Run, Trained};
 use crate::train::scaffold::{Decay, Schedule, Trainer};
-
-/// Errors of the distillation pass.
-#[derive(Debug, thiserror::Error)]
-pub enum DistillError {
-    /// Options that cannot work.
-    #[error("distill: {0}")]
-    Options(String),
-    /// A package could not be read or written.
-    #[error(transparent)]
-    Package(#[from] PackageError),
-    /// A data set could not be read.
-    #[error(transparent)]
-    Data(#[from] DataError),
-    /// A cache or checkpoint file could not be used.
-    #[error(transparent)]
-    File(#[from] FileError),
-    /// candle failed while training.
-    #[error("training failed: {0}")]
-    Candle(#[from] candle_core::Error),
-}
 
 /// How a text student is trained: the `[distill]` table of a text recipe and the flags of
 /// `edgemass-compress distill` for a text package, declared once.
@@ -266,13 +245,11 @@ pub fn distill(options: &Options) -> Result<Report, DistillError> {
     net.set_dropout(options.settings.dropout);
     let before = held_out(&net, &test_rows, options, &device)?;
 
-    let checkpoints = options
+    let (checkpoints, start) = options
         .run
-        .control
-        .checkpoints(&work, &teacher.sha256, &student.sha256);
-    let start = options.run.control.resume(&checkpoints, |path| {
-        net.load(path).map_err(DistillError::from)
-    })?;
+        .resume(&teacher.sha256, &student.sha256, |path| {
+            net.load(path).map_err(DistillError::from)
+        })?;
 
     let report = |now: &Measured, steps: usize, manifest: Option<PathBuf>| Report {
         examples,

@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use crate::bert::Encoder;
 use crate::bert::weights::{Layer, Linear, Param};
-use crate::package::text::{PackageError, TextPackage};
-use crate::passes::prune::Criterion;
+use crate::package::text::TextPackage;
+use crate::passes::prune::{Criterion, PruneError};
 
 /// What to keep, absent fields leaving that structure whole: the `[prune]` table of a text
 /// recipe and the flags of `edgemass-compress prune` for a text package, declared once.
@@ -35,17 +35,6 @@ pub struct Plan {
     #[arg(long, value_enum, default_value_t = Criterion::L2)]
     #[serde(default)]
     pub criterion: Criterion,
-}
-
-/// Errors of the pruning pass.
-#[derive(Debug, thiserror::Error)]
-pub enum PruneError {
-    /// A plan the encoder cannot take.
-    #[error("prune: {0}")]
-    Plan(String),
-    /// The package could not be read or written.
-    #[error(transparent)]
-    Package(#[from] PackageError),
 }
 
 impl std::fmt::Display for Plan {

@@ -12,24 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::package::PackageError;
 use crate::package::TextClassifier;
-use crate::package::text::{PackageError, TextPackage};
-
-/// Errors of the vocabulary pass.
-#[derive(Debug, thiserror::Error)]
-pub enum VocabError {
-    /// The tokenizer is not a WordPiece `tokenizer.json` this pass can rewrite.
-    #[error("{path}: {reason}")]
-    Tokenizer {
-        /// The tokenizer file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The package could not be read or written.
-    #[error(transparent)]
-    Package(#[from] PackageError),
-}
+use crate::package::text::TextPackage;
+use crate::passes::prune::PruneError;
 
 /// What the pass kept.
 #[derive(Debug, Clone)]
@@ -51,10 +37,10 @@ pub fn prune_vocabulary(
     min_count: usize,
     out: &Path,
     name: &str,
-) -> Result<Kept, VocabError> {
+) -> Result<Kept, PruneError> {
     let package = TextPackage::open(manifest)?;
     let path = package.tokenizer_path.clone();
-    let bad = |reason: String| VocabError::Tokenizer {
+    let bad = |reason: String| PruneError::Tokenizer {
         path: path.clone(),
         reason,
     };

@@ -19,42 +19,10 @@ use crate::onnx::tract;
 use crate::onnx::tract::{
     CheckError, compare, compare_planned, median_latency, median_latency_planned,
 };
-use crate::package::detect::{DetectPackage, DetectPackageError, INT8_FILE};
+use crate::package::detect::{DetectPackage, INT8_FILE};
 use crate::passes::quantize::calibrate::{self, Method};
-use crate::passes::quantize::static_conv::{self, Candidate, Form, StaticError};
-use crate::passes::quantize::{self, nnef};
-
-/// Errors of the pass; nothing is written when one occurs.
-#[derive(Debug, thiserror::Error)]
-pub enum QuantizeDetectError {
-    /// The package could not be read or written.
-    #[error(transparent)]
-    Package(#[from] DetectPackageError),
-    /// A calibration image could not be read.
-    #[error(transparent)]
-    Image(#[from] edgemass::vision::preprocess::ImageError),
-    /// tract failed, or the inputs do not fit.
-    #[error(transparent)]
-    Check(#[from] CheckError),
-    /// The static form could not be built.
-    #[error(transparent)]
-    Static(#[from] StaticError),
-    /// Options that cannot work.
-    #[error("quantize: {0}")]
-    Options(String),
-    /// No form stayed close enough to the float model.
-    #[error(
-        "no quantized form keeps every output's cosine to the float model at {min_cosine} or \
-         more (best {best:.6}), even with the most sensitive convolutions left float; try \
-         another calibration method or more calibration images"
-    )]
-    Broken {
-        /// The threshold.
-        min_cosine: f32,
-        /// The best form's worst cosine.
-        best: f32,
-    },
-}
+use crate::passes::quantize::static_conv::{self, Candidate, Form};
+use crate::passes::quantize::{self, QuantizePassError, nnef};
 
 /// How a detection package is quantized: the `[quantize]` table of a detection recipe and the
 /// flags of `edgemass-compress quantize` for a detection package, declared once.
@@ -190,8 +158,8 @@ fn fit(
     ranges: &HashMap<String, (f32, f32)>,
     samples: &[Vec<tract_onnx::prelude::Tensor>],
     min_cosine: f32,
-) -> Result<(Vec<Candidate>, Vec<usize>), QuantizeDetectError> {
-    let holds = |subset: &[Candidate]| -> Result<bool, QuantizeDetectError> {
+) -> Result<(Vec<Candidate>, Vec<usize>), QuantizePassError> {
+    let holds = |subset: &[Candidate]| -> Result<bool, QuantizePassError> {
         let model = static_conv::quantize_convs(float, subset, ranges, Form::Qdq)?;
         Ok(cosine(float, &model, samples)? >= min_cosine)
     };
@@ -215,7 +183,7 @@ fn fit(
         }
     }
     if lo == ranked.len() {
-        return Err(QuantizeDetectError::Broken {
+        return Err(QuantizePassError::NoForm {
             min_cosine,
             best: 0.0,
         });
@@ -248,17 +216,17 @@ pub fn quantize_package(
     options: &Options,
     out: &Path,
     name: &str,
-) -> Result<Report, QuantizeDetectError> {
+) -> Result<Report, QuantizePassError> {
     let settings = &options.settings;
     let calibration =
         &options.calibration[..settings.calibration_images.min(options.calibration.len())];
     if calibration.is_empty() {
-        return Err(QuantizeDetectError::Options(
+        return Err(QuantizePassError::Options(
             "no calibration images given".into(),
         ));
     }
     if !(settings.min_cosine > 0.0 && settings.min_cosine <= 1.0) {
-        return Err(QuantizeDetectError::Options(format!(
+        return Err(QuantizePassError::Options(format!(
             "the minimum cosine must be in (0, 1], not {}",
             settings.min_cosine
         )));
@@ -283,7 +251,7 @@ pub fn quantize_package(
         .filter(|(i, _, _)| !keep(&graph.node[*i]))
         .collect();
     if convs.is_empty() {
-        return Err(QuantizeDetectError::Options(
+        return Err(QuantizePassError::Options(
             "no convolution with a stored f32 weight to quantize".into(),
         ));
     }
@@ -307,7 +275,7 @@ pub fn quantize_package(
     let weights = match quantize::quantize(&float, &weights_options) {
         Ok(q) => Some(("weights", q.model)),
         Err(quantize::QuantizeError::NothingToQuantize { .. }) => None,
-        Err(e) => return Err(QuantizeDetectError::Options(e.to_string())),
+        Err(e) => return Err(QuantizePassError::Options(e.to_string())),
     };
     let forms: Vec<(&'static str, ModelProto)> = [
         Some(("float", float.clone())),
@@ -337,7 +305,7 @@ pub fn quantize_package(
     let nnef = nnef_row(&float, qlinear, &samples, settings.runs);
     let correct = |r: &&Row| r.form != "float" && r.cosine >= settings.min_cosine;
     let Some(best) = rows.iter().filter(correct).min_by_key(|r| r.tract) else {
-        return Err(QuantizeDetectError::Broken {
+        return Err(QuantizePassError::NoForm {
             min_cosine: settings.min_cosine,
             best: rows[1..].iter().map(|r| r.cosine).fold(0.0, f32::max),
         });

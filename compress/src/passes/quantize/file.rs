@@ -9,51 +9,11 @@ use prost::Message;
 use tract_onnx::pb::ModelProto;
 use tract_onnx::prelude::Tensor;
 
-use super::{Mode, Options, QuantizeError, QuantizedWeight, SkipReason, Skipped, quantize};
-use crate::onnx::graph::{Graph, GraphError};
+use super::{Mode, Options, QuantizePassError, QuantizedWeight, SkipReason, Skipped, quantize};
+use crate::onnx::graph::Graph;
 use crate::onnx::tract::{
     CheckError, OutputCheck, SampleSpec, compare, median_latency, sample_inputs,
 };
-
-/// Errors of [`quantize_file`]; the output file is never written when one occurs.
-#[derive(Debug, thiserror::Error)]
-pub enum FileError {
-    /// The input model cannot be loaded.
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    /// The pass refused the model.
-    #[error("cannot quantize {path}")]
-    Quantize {
-        /// The input model.
-        path: PathBuf,
-        /// Why.
-        source: QuantizeError,
-    },
-    /// Inputs could not be made, or tract failed on a model.
-    #[error(transparent)]
-    Check(#[from] CheckError),
-    /// The quantized model drifts too far from the float one.
-    #[error(
-        "output `{output}`: cosine {cosine:.6} to the float model is below {min_cosine}; \
-         keep the nodes that break it float (nothing written)"
-    )]
-    Broken {
-        /// The output.
-        output: String,
-        /// Its worst cosine similarity.
-        cosine: f32,
-        /// The threshold.
-        min_cosine: f32,
-    },
-    /// The output file cannot be written.
-    #[error("cannot write {path}")]
-    Write {
-        /// The output path.
-        path: PathBuf,
-        /// The I/O failure.
-        source: std::io::Error,
-    },
-}
 
 /// Outputs whose cosine similarity to the float model falls below this stop the write, unless
 /// [`Check::min_cosine`] says otherwise.
@@ -137,10 +97,10 @@ pub fn quantize_file(
     output: &Path,
     options: &Options,
     check: &Check,
-) -> Result<FileReport, FileError> {
+) -> Result<FileReport, QuantizePassError> {
     let float = Graph::load(input)?;
     let sample = sample_inputs(&float.proto, &check.samples)?;
-    let refused = |source| FileError::Quantize {
+    let refused = |source| QuantizePassError::Refused {
         path: input.to_owned(),
         source,
     };
@@ -148,7 +108,7 @@ pub fn quantize_file(
     let outputs = compare(&float.proto, &q.model, std::slice::from_ref(&sample))?;
     for o in &outputs {
         if o.cosine.is_nan() || o.cosine < check.min_cosine {
-            return Err(FileError::Broken {
+            return Err(QuantizePassError::Broken {
                 output: o.name.clone(),
                 cosine: o.cosine,
                 min_cosine: check.min_cosine,
@@ -190,10 +150,7 @@ pub fn quantize_file(
             bench.push(time_form(&float.proto, &form.model, &sample, runs, mode)?);
         }
     }
-    crate::write_atomic(output, &bytes).map_err(|source| FileError::Write {
-        path: output.to_owned(),
-        source,
-    })?;
+    crate::write_atomic(output, &bytes).map_err(|e| crate::FileError::new(output, e))?;
     Ok(FileReport {
         output: output.to_owned(),
         mode: options.mode,

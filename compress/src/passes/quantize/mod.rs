@@ -19,7 +19,7 @@ pub mod nnef;
 pub mod static_conv;
 pub mod text;
 
-pub use file::{BenchRow, Check, DEFAULT_MIN_COSINE, FileError, FileReport, quantize_file};
+pub use file::{BenchRow, Check, DEFAULT_MIN_COSINE, FileReport, quantize_file};
 pub use int8::{Int8Channels, quantize_per_channel};
 
 use std::collections::{HashMap, HashSet};
@@ -122,6 +122,65 @@ impl Options {
             ..Options::default()
         }
     }
+}
+
+/// Errors of quantizing a file or a package; nothing is written when one occurs.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantizePassError {
+    /// The model file cannot be loaded.
+    #[error(transparent)]
+    Graph(#[from] crate::onnx::graph::GraphError),
+    /// The package could not be read or written.
+    #[error(transparent)]
+    Package(#[from] crate::package::PackageError),
+    /// The quantizer refused the model.
+    #[error("cannot quantize {path}")]
+    Refused {
+        /// The model file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: QuantizeError,
+    },
+    /// A calibration image could not be read.
+    #[error(transparent)]
+    Image(#[from] edgemass::vision::preprocess::ImageError),
+    /// Inputs could not be made, or tract failed on a model.
+    #[error(transparent)]
+    Check(#[from] crate::onnx::tract::CheckError),
+    /// The static form could not be built.
+    #[error(transparent)]
+    Static(#[from] static_conv::StaticError),
+    /// Options that cannot work.
+    #[error("quantize: {0}")]
+    Options(String),
+    /// The quantized model drifts too far from the float one.
+    #[error(
+        "output `{output}`: cosine {cosine:.6} to the float model is below {min_cosine}; \
+         keep the nodes that break it float (nothing written)"
+    )]
+    Broken {
+        /// The output.
+        output: String,
+        /// Its worst cosine similarity.
+        cosine: f32,
+        /// The threshold.
+        min_cosine: f32,
+    },
+    /// No static form stayed close enough to the float model.
+    #[error(
+        "no quantized form keeps every output's cosine to the float model at {min_cosine} or \
+         more (best {best:.6}), even with the most sensitive convolutions left float; try \
+         another calibration method or more calibration images"
+    )]
+    NoForm {
+        /// The threshold.
+        min_cosine: f32,
+        /// The best form's worst cosine.
+        best: f32,
+    },
+    /// The output file cannot be written.
+    #[error(transparent)]
+    Write(#[from] crate::FileError),
 }
 
 /// Errors of the quantization pass.

@@ -4,19 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::onnx::graph::Graph;
-use crate::package::text::{PackageError, TextPackage};
-use crate::passes::quantize::{Options, QuantizeError, quantize};
-
-/// Errors of quantizing a package; nothing is written when one occurs.
-#[derive(Debug, thiserror::Error)]
-pub enum QuantizeTextError {
-    /// The package could not be read or written.
-    #[error(transparent)]
-    Package(#[from] PackageError),
-    /// The graph could not be quantized.
-    #[error("quantize: {0}")]
-    Quantize(#[from] QuantizeError),
-}
+use crate::package::PackageError;
+use crate::package::text::TextPackage;
+use crate::passes::quantize::{Options, QuantizePassError, quantize};
 
 /// Writes a copy of the `text-classify` package at `manifest` into `out` with its graph
 /// quantized; returns the new manifest.
@@ -25,10 +15,14 @@ pub fn quantize_package(
     options: &Options,
     out: &Path,
     name: &str,
-) -> Result<PathBuf, QuantizeTextError> {
+) -> Result<PathBuf, QuantizePassError> {
     let package = TextPackage::open(manifest)?;
     let graph = Graph::load(&package.model).map_err(PackageError::from)?;
-    let quantized = quantize(&graph.proto, options)?;
+    let quantized =
+        quantize(&graph.proto, options).map_err(|source| QuantizePassError::Refused {
+            path: package.model.clone(),
+            source,
+        })?;
     let provenance = package.derived_provenance(format!(
         "quantize: {} int8, {} weights",
         options.mode.name(),

@@ -30,6 +30,18 @@ pub struct Producer {
     pub offset: usize,
 }
 
+impl Producer {
+    /// The convolution `node` whose weight `weight` makes a whole space along `axis`.
+    fn whole(node: &str, weight: &str, axis: usize) -> Producer {
+        Producer {
+            node: node.to_owned(),
+            weight: weight.to_owned(),
+            axis,
+            offset: 0,
+        }
+    }
+}
+
 /// A weight axis made of the channels of `segments`, in order: pruning a segment's channels
 /// removes the same indices from this axis.
 #[derive(Debug, Clone, PartialEq)]
@@ -448,13 +460,7 @@ impl Analysis<'_> {
             if let Some(segments) = input {
                 c.slice(w, 1, segments, name);
             }
-            let producer = Producer {
-                node: name.to_owned(),
-                weight: w.clone(),
-                axis: 0,
-                offset: 0,
-            };
-            let s = c.fresh(m, vec![producer]);
+            let s = c.fresh(m, vec![Producer::whole(name, w, 0)]);
             c.slice(w, 0, vec![s], name);
             if let Some(b) = bias {
                 c.slice(b, 0, vec![s], name);
@@ -499,13 +505,7 @@ impl Analysis<'_> {
         if let Some(segments) = c.tensors.get(x).cloned() {
             c.slice(w, 0, segments, name);
         }
-        let producer = Producer {
-            node: name.to_owned(),
-            weight: w.clone(),
-            axis: 1,
-            offset: 0,
-        };
-        let s = c.fresh(dims[1] as usize, vec![producer]);
+        let s = c.fresh(dims[1] as usize, vec![Producer::whole(name, w, 1)]);
         c.slice(w, 1, vec![s], name);
         if let Some(b) = node.input.get(2).filter(|b| self.is_constant(b)) {
             c.slice(b, 0, vec![s], name);

@@ -14,11 +14,11 @@ use serde::Deserialize;
 use tract_onnx::pb::{self, ModelProto};
 
 use crate::onnx::graph::{Graph, constants_to_initializers, f32_data, f32_tensor, i64_tensor};
-use crate::onnx::inspect::{self, InputShape, InspectError};
-use crate::onnx::tract::{CheckError, run};
+use crate::onnx::inspect::{self, InputShape};
+use crate::onnx::tract::run;
 use crate::package;
-use crate::package::detect::{DetectPackage, DetectPackageError};
-use crate::passes::prune::Criterion;
+use crate::package::detect::DetectPackage;
+use crate::passes::prune::{Criterion, PruneError};
 pub use channels::{Channels, Count, Group, Producer, SpaceId};
 
 /// Default rounding of kept channel counts: AVX2 and NEON kernels work on 8 (4) lanes.
@@ -99,22 +99,22 @@ impl Plan {
         }
     }
 
-    fn check(&self) -> Result<(), PruneConvError> {
+    fn check(&self) -> Result<(), PruneError> {
         let fraction = |v: f64| v > 0.0 && v <= 1.0;
         if !fraction(self.keep) {
-            return Err(PruneConvError::Plan(format!(
+            return Err(PruneError::Plan(format!(
                 "keep must be in (0, 1], not {}",
                 self.keep
             )));
         }
         if let Some(l) = self.layers.iter().find(|l| !fraction(l.keep)) {
-            return Err(PruneConvError::Plan(format!(
+            return Err(PruneError::Plan(format!(
                 "layer `{}`: keep must be in (0, 1], not {}",
                 l.node, l.keep
             )));
         }
         if self.multiple == 0 || self.min_channels == 0 {
-            return Err(PruneConvError::Plan(
+            return Err(PruneError::Plan(
                 "multiple and min_channels must be at least 1".into(),
             ));
         }
@@ -137,47 +137,6 @@ impl std::fmt::Display for Plan {
         }
         Ok(())
     }
-}
-
-/// Errors of the pass.
-#[derive(Debug, thiserror::Error)]
-pub enum PruneConvError {
-    /// A plan the pass cannot take.
-    #[error("prune: {0}")]
-    Plan(String),
-    /// tract could not give the tensor shapes the analysis needs.
-    #[error("prune: cannot infer the tensor shapes")]
-    Shapes(#[from] InspectError),
-    /// A weight the pass must rewrite is not a plain f32 tensor in the file.
-    #[error("prune: node `{node}`: weight `{weight}` is not an f32 tensor stored in the file")]
-    Weight {
-        /// The node reading it.
-        node: String,
-        /// The initializer.
-        weight: String,
-    },
-    /// No group of channels can shrink.
-    #[error("prune: no channels can be removed: {reasons}")]
-    Nothing {
-        /// Why the largest groups are fixed.
-        reasons: String,
-    },
-    /// The pruned graph does not run, or its outputs changed shape.
-    #[error("prune: the pruned graph fails its check")]
-    Check(#[from] CheckError),
-    /// The package could not be read or written.
-    #[error(transparent)]
-    Package(#[from] DetectPackageError),
-    /// The pruned graph's outputs changed shape.
-    #[error("prune: output `{output}` is {got:?} after pruning, {want:?} before")]
-    OutputShape {
-        /// The output.
-        output: String,
-        /// Shape after pruning.
-        got: Vec<usize>,
-        /// Shape before.
-        want: Vec<usize>,
-    },
 }
 
 /// One group's channels before and after.
@@ -217,11 +176,7 @@ impl Pruned {
 
 /// Prunes `model` by `plan`, with tensor shapes taken at the `inputs` shapes (symbolic batch
 /// dims default to 1; other symbolic dims must be given).
-pub fn prune(
-    model: &ModelProto,
-    inputs: &[InputShape],
-    plan: &Plan,
-) -> Result<Pruned, PruneConvError> {
+pub fn prune(model: &ModelProto, inputs: &[InputShape], plan: &Plan) -> Result<Pruned, PruneError> {
     plan.check()?;
     let mut proto = model.clone();
     constants_to_initializers(&mut proto);
@@ -237,7 +192,7 @@ pub fn prune(
             .take(3)
             .map(|(size, why)| format!("{size} channels fixed because {why}"))
             .collect();
-        return Err(PruneConvError::Nothing {
+        return Err(PruneError::Nothing {
             reasons: reasons.join("; "),
         });
     }
@@ -288,7 +243,7 @@ pub fn prune_package(
     plan: &Plan,
     out: &Path,
     name: &str,
-) -> Result<(Pruned, PathBuf), PruneConvError> {
+) -> Result<(Pruned, PathBuf), PruneError> {
     let package = DetectPackage::open(manifest)?;
     let shapes = if inputs.is_empty() {
         vec![package::detect::package_input(&package.manifest)]
@@ -314,11 +269,7 @@ pub fn prune_package(
 
 /// Runs the pruned graph in tract on zeros of the input shapes and checks every output has the
 /// shape the original's has.
-fn check_outputs(
-    original: &Graph,
-    pruned: &Graph,
-    macs: &inspect::Macs,
-) -> Result<(), PruneConvError> {
+fn check_outputs(original: &Graph, pruned: &Graph, macs: &inspect::Macs) -> Result<(), PruneError> {
     let inputs: Vec<tract_onnx::prelude::Tensor> = macs
         .inputs
         .iter()
@@ -332,7 +283,7 @@ fn check_outputs(
             continue;
         };
         if got.shape() != want.as_slice() {
-            return Err(PruneConvError::OutputShape {
+            return Err(PruneError::OutputShape {
                 output: output.name.clone(),
                 got: got.shape().to_vec(),
                 want: want.clone(),
@@ -348,10 +299,10 @@ fn group_importance(
     group: &Group,
     weights: &HashMap<&str, &pb::TensorProto>,
     criterion: Criterion,
-) -> Result<Vec<f64>, PruneConvError> {
+) -> Result<Vec<f64>, PruneError> {
     let mut scores = vec![0.0; group.size];
     for p in &group.producers {
-        let bad = || PruneConvError::Weight {
+        let bad = || PruneError::Weight {
             node: p.node.clone(),
             weight: p.weight.clone(),
         };
@@ -448,7 +399,7 @@ fn rewrite(
     proto: &mut ModelProto,
     channels: &Channels,
     kept: &HashMap<SpaceId, Vec<usize>>,
-) -> Result<(), PruneConvError> {
+) -> Result<(), PruneError> {
     let opset = proto
         .opset_import
         .iter()
@@ -466,7 +417,7 @@ fn rewrite(
         let Some(axes) = cuts.get(tensor.name.as_str()) else {
             continue;
         };
-        let bad = || PruneConvError::Weight {
+        let bad = || PruneError::Weight {
             node: "(initializer)".into(),
             weight: tensor.name.clone(),
         };
