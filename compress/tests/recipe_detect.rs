@@ -42,6 +42,7 @@ alpha = 0.5
 [quantize]
 method = "entropy"
 calibration_images = 2
+runs = 2
 
 [measure]
 runs = 2

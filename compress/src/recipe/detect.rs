@@ -212,10 +212,7 @@ pub fn run(
         let train = render_text::read_labels(&train_dir)?;
         let options = passes::quantize::detect::Options {
             calibration: train.iter().map(|l| train_dir.join(&l.image)).collect(),
-            settings: passes::quantize::detect::Settings {
-                runs: recipe.measure.runs,
-                ..q.clone()
-            },
+            settings: q.clone(),
         };
         let r = passes::quantize::detect::quantize_package(
             &current,
