@@ -880,38 +880,41 @@ fn commands_and_texts_sent_while_the_agent_is_away_are_handled_once_after_restar
     assert_eq!(again.wait(LONG), 0, "{}", again.stderr());
 }
 
-#[test]
-fn tls_with_a_password_from_the_environment_reaches_a_locked_broker() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    certificates(d);
+/// A mosquitto on a free port of loopback that takes only the user `agent` with `password`,
+/// configured further by `extra` (lines of mosquitto.conf, `{dir}` standing for `dir`); returns
+/// it and its port.
+fn locked_broker(dir: &Path, password: &str, extra: &str) -> (std::process::Child, u16) {
     let passwd = Command::new("mosquitto_passwd")
         .args(["-b", "-c"])
-        .arg(d.join("passwd"))
-        .args(["agent", "s3cret-pw"])
+        .arg(dir.join("passwd"))
+        .args(["agent", password])
         .status()
         .unwrap();
     assert!(passwd.success());
     // mosquitto started as root drops to its own user, which must read the test key and passwords.
     for file in ["server.key", "passwd"] {
-        std::fs::set_permissions(
-            d.join(file),
-            std::os::unix::fs::PermissionsExt::from_mode(0o644),
-        )
-        .unwrap();
+        if dir.join(file).exists() {
+            std::fs::set_permissions(
+                dir.join(file),
+                std::os::unix::fs::PermissionsExt::from_mode(0o644),
+            )
+            .unwrap();
+        }
     }
     let port = free_port();
+    let conf = dir.join("locked.conf");
     std::fs::write(
-        d.join("tls.conf"),
+        &conf,
         format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {0}/passwd\ncafile {0}/ca.pem\ncertfile {0}/server.pem\nkeyfile {0}/server.key\n",
-            d.display()
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}/passwd\n{}",
+            dir.display(),
+            extra.replace("{dir}", &dir.display().to_string())
         ),
     )
     .unwrap();
-    let mut broker = Command::new("mosquitto")
+    let broker = Command::new("mosquitto")
         .arg("-c")
-        .arg(d.join("tls.conf"))
+        .arg(&conf)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -919,6 +922,19 @@ fn tls_with_a_password_from_the_environment_reaches_a_locked_broker() {
     assert!(wait_for(Duration::from_secs(10), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     }));
+    (broker, port)
+}
+
+#[test]
+fn tls_with_a_password_from_the_environment_reaches_a_locked_broker() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certificates(d);
+    let (mut broker, port) = locked_broker(
+        d,
+        "s3cret-pw",
+        "cafile {dir}/ca.pem\ncertfile {dir}/server.pem\nkeyfile {dir}/server.key\n",
+    );
 
     let setup = Setup::new(d, port).camera("door", "images", &face_photos(d), 5.0, false, "");
     let config = setup.write(d);
@@ -942,6 +958,63 @@ fn tls_with_a_password_from_the_environment_reaches_a_locked_broker() {
         !stderr.contains("s3cret-pw"),
         "the password leaked into the log"
     );
+}
+
+#[test]
+fn a_broker_refusing_the_password_is_said_once_while_the_agent_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (mut broker, port) = locked_broker(d, "right-pw", "");
+
+    let setup = Setup::new(d, port).camera("door", "images", &face_photos(d), 5.0, false, "");
+    let config = setup.write(d);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "embedded_broker = false",
+        "embedded_broker = false\nusername = \"agent\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let agent = Agent::start_with_env(
+        &config,
+        &[
+            ("EDGEMASS_MQTT_PASSWORD", "wrong-pw"),
+            ("EDGEMASS_LOG", "info,edgemass::publish::client=debug"),
+        ],
+    );
+    assert!(
+        wait_for(LONG, || agent
+            .stderr()
+            .matches("refused the connection again")
+            .count()
+            >= 3),
+        "{}",
+        agent.stderr()
+    );
+    let mut agent = agent;
+    agent.terminate();
+    assert_eq!(agent.wait(LONG), 0, "{}", agent.stderr());
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let stderr = agent.stderr();
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("refused the connection:"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].contains("ERROR")
+            && (said[0].contains("not authorized")
+                || said[0].contains("bad user name or password"))
+            && said[0].contains("`mqtt.username`")
+            && !said[0].contains("wrong-pw"),
+        "{}",
+        said[0]
+    );
+    let retry_lines = stderr
+        .lines()
+        .filter(|l| l.contains("not connected to") && l.contains("INFO"))
+        .count();
+    assert_eq!(retry_lines, 1, "{stderr}");
+    assert!(stderr.contains("left in the outbox"), "{stderr}");
 }
 
 #[test]

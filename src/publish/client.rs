@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rumqttc::{
-    AsyncClient, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration, Transport,
+    AsyncClient, ConnectReturnCode, Event, LastWill, MqttOptions, Packet, QoS, TlsConfiguration,
+    Transport,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -163,6 +164,7 @@ pub fn spawn(
         stop,
         status: status.clone(),
         states: BTreeMap::new(),
+        refused: None,
     };
     publisher.refresh_depth();
     let task = tokio::spawn(publisher.run());
@@ -234,6 +236,8 @@ struct Publisher {
     stop: CancellationToken,
     status: Arc<Status>,
     states: BTreeMap<String, Vec<u8>>,
+    /// Why the broker last refused the connection, until it accepts one: said once.
+    refused: Option<ConnectReturnCode>,
 }
 
 /// How a session ended.
@@ -257,22 +261,32 @@ struct Session {
 impl Publisher {
     async fn run(mut self) {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut retries = 0u64;
         loop {
             let connections = self.status.connections.load(Ordering::Relaxed);
             match self.session().await {
                 End::Finished => break,
                 End::Disconnected => {
                     self.status.connected.store(false, Ordering::Relaxed);
-                    if self.status.connections.load(Ordering::Relaxed) > connections {
+                    let was_connected =
+                        self.status.connections.load(Ordering::Relaxed) > connections;
+                    if was_connected {
                         backoff.reset();
                     }
                     let delay = backoff.next();
-                    tracing::info!(
-                        "mqtt: not connected to {}:{}, retrying in {:.1} s",
-                        self.settings.mqtt.host,
-                        self.settings.mqtt.port,
-                        delay.as_secs_f64()
-                    );
+                    let (host, port) = (&self.settings.mqtt.host, self.settings.mqtt.port);
+                    if was_connected || retries == 0 {
+                        tracing::info!(
+                            "mqtt: not connected to {host}:{port}, retrying with backoff from {:.1} s",
+                            delay.as_secs_f64()
+                        );
+                    } else {
+                        tracing::debug!(
+                            "mqtt: not connected to {host}:{port}, retrying in {:.1} s",
+                            delay.as_secs_f64()
+                        );
+                    }
+                    retries = if was_connected { 1 } else { retries + 1 };
                     let wake = tokio::time::sleep(delay);
                     tokio::pin!(wake);
                     loop {
@@ -394,6 +408,8 @@ impl Publisher {
                     Some(Err(e)) => {
                         if connected {
                             tracing::warn!("mqtt: connection lost: {e}");
+                        } else if let rumqttc::ConnectionError::ConnectionRefused(code) = e {
+                            self.refused_with(code);
                         } else {
                             tracing::debug!("mqtt: connect failed: {e}");
                         }
@@ -426,7 +442,35 @@ impl Publisher {
         self.refresh_depth();
     }
 
+    /// Says why the broker refused the connection, once until it accepts one or gives another
+    /// reason; the retries go on with backoff.
+    fn refused_with(&mut self, code: ConnectReturnCode) {
+        if self.refused.replace(code) == Some(code) {
+            tracing::debug!("mqtt: the broker refused the connection again: {code:?}");
+            return;
+        }
+        let password = "the password (EDGEMASS_MQTT_PASSWORD or `mqtt.password_file`)";
+        let why = match code {
+            ConnectReturnCode::BadUserNamePassword => {
+                format!("bad user name or password; check `mqtt.username` and {password}")
+            }
+            ConnectReturnCode::NotAuthorized => format!(
+                "not authorized; check `mqtt.username`, {password} and the broker's access rules"
+            ),
+            ConnectReturnCode::BadClientId => "it refuses the client id; check `device.id`".into(),
+            ConnectReturnCode::RefusedProtocolVersion => "it does not take MQTT 3.1.1".into(),
+            ConnectReturnCode::ServiceUnavailable => "the service is unavailable".into(),
+            ConnectReturnCode::Success => "no reason given".into(),
+        };
+        tracing::error!(
+            "mqtt: {}:{} refused the connection: {why}. Retrying with backoff; this is said once",
+            self.settings.mqtt.host,
+            self.settings.mqtt.port
+        );
+    }
+
     async fn on_connect(&mut self, client: &AsyncClient, session: &mut Session) {
+        self.refused = None;
         self.status.connected.store(true, Ordering::Relaxed);
         self.status.connections.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
