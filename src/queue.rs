@@ -66,10 +66,13 @@ impl QueueStats {
         })
     }
 
-    /// One item went in.
+    /// One item went in (or is about to: counted before a send, so that a receiver popping it
+    /// first never sees the depth go below zero; a send that then fails is popped again, and
+    /// the high-water mark never goes above the capacity).
     pub fn pushed(&self) {
         let depth = self.depth.fetch_add(1, Ordering::Relaxed) + 1;
-        self.high_water.fetch_max(depth, Ordering::Relaxed);
+        self.high_water
+            .fetch_max(depth.min(self.capacity as u64), Ordering::Relaxed);
     }
 
     /// One item came out.
@@ -178,17 +181,17 @@ impl<T> Sender<T> {
 
     /// Queues `item` if there is room; a full queue counts it as dropped and gives it back.
     pub fn try_send(&self, item: T) -> Result<(), Full<T>> {
-        match self.tx.try_send(item) {
-            Ok(()) => {
-                self.stats.pushed();
-                Ok(())
-            }
+        self.stats.pushed();
+        let back = match self.tx.try_send(item) {
+            Ok(()) => return Ok(()),
             Err(mpsc::error::TrySendError::Full(item)) => {
                 self.stats.dropped();
-                Err(Full::Full(item))
+                Full::Full(item)
             }
-            Err(mpsc::error::TrySendError::Closed(item)) => Err(Full::Closed(item)),
-        }
+            Err(mpsc::error::TrySendError::Closed(item)) => Full::Closed(item),
+        };
+        self.stats.popped();
+        Err(back)
     }
 
     /// The queue's counters.
@@ -272,6 +275,26 @@ impl<T> SyncSender<T> {
         }
         sent
     }
+
+    /// Queues `item` without waiting; when the queue is full the item is dropped and counted
+    /// (the `Drop` policy). False when it was dropped or the receiver is gone.
+    pub fn try_send(&self, item: T) -> bool {
+        self.stats.pushed();
+        let full = match self.tx.try_send(item) {
+            Ok(()) => return true,
+            Err(e) => matches!(e, std_mpsc::TrySendError::Full(_)),
+        };
+        self.stats.popped();
+        if full {
+            self.stats.dropped();
+        }
+        false
+    }
+
+    /// The queue's counters.
+    pub fn stats(&self) -> &Arc<QueueStats> {
+        &self.stats
+    }
 }
 
 impl<T> SyncReceiver<T> {
@@ -312,6 +335,23 @@ mod tests {
         q.dropped();
         assert_eq!(q.to_json()["dropped"], 1);
         assert_eq!(q.to_json()["policy"], "wait");
+    }
+
+    #[test]
+    fn a_full_thread_queue_drops_and_counts() {
+        let (tx, rx) = sync_channel(QueueStats::new("fallback_answers/door", 2, Policy::Drop));
+        assert!(tx.try_send(1));
+        assert!(tx.try_send(2));
+        assert!(!tx.try_send(3));
+        let stats = tx.stats();
+        assert_eq!(
+            (stats.depth(), stats.high_water(), stats.dropped_total()),
+            (2, 2, 1)
+        );
+        assert_eq!(rx.try_recv(), Ok(1));
+        assert_eq!(rx.try_recv(), Ok(2));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(stats.depth(), 0);
     }
 
     #[tokio::test]

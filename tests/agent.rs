@@ -149,6 +149,19 @@ fn image_folder_run_publishes_events_counts_snapshots_stats_and_discovery() {
         metrics.contains("edgemass_inferred_frames_total{camera=\"door\",model=\"blazeface-256\"}"),
         "{metrics}"
     );
+    for (queue, policy) in [
+        ("publish", "wait"),
+        ("mqtt_in", "wait"),
+        ("commands", "wait"),
+        ("source_problems", "drop"),
+        ("frames/door", "replace"),
+        ("outbox", "drop-oldest"),
+    ] {
+        for metric in ["capacity", "high_water", "dropped_total"] {
+            let row = format!("edgemass_queue_{metric}{{queue=\"{queue}\",policy=\"{policy}\"}} ");
+            assert!(metrics.contains(&row), "no {row}in {metrics}");
+        }
+    }
     assert_eq!(http_get(http, "/healthz").0, 200);
     let (status, jpeg) = http_get(http, "/snapshot/door.jpg");
     assert_eq!(status, 200);

@@ -199,6 +199,11 @@ fn unsure_faces_and_texts_are_checked_by_the_host() {
     assert_eq!(stats["breaker"], "closed", "{stats}");
     assert_eq!(stats["errors"], 0, "{stats}");
     assert!(stats["host_ms_p50"].as_f64().unwrap() > 0.0, "{stats}");
+    let queues = sub.on("edgemass/testdev/stats").last().unwrap().json()["queues"].clone();
+    let answers = &queues["fallback_answers/door"];
+    assert_eq!(answers["policy"], "drop", "{queues}");
+    assert_eq!(answers["capacity"], 256, "{queues}");
+    assert!(answers["high_water"].as_u64().unwrap() >= 1, "{queues}");
 
     // A host model that does not fit the manifest stops the agent at start, in one line.
     let wrong = camera(

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use image::RgbImage;
 use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
@@ -18,14 +17,16 @@ use super::protocol::{DataType, InferRequest, InferResponse, Tensor, Values};
 use crate::config::EscalationConfig;
 use crate::model::manifest::{Manifest, Task};
 use crate::model::{Outputs, input_shape};
+use crate::queue::{self, Policy, QueueStats, SyncReceiver, SyncSender};
 use crate::track::{HostVerdict, Uncertain};
 use crate::vision::decode::{self, Context};
 use crate::vision::preprocess::input_values;
 use crate::vision::{BBox, Transform};
 
-/// Answers waiting for the inference loop; when full, an answer is dropped and counted late
-/// (its objects stay `verified: false`). Each request sends one answer and at most
-/// `max_in_flight` are out, so this fills only while the loop is stuck on a slow frame.
+/// Answers waiting for the inference loop; when full, an answer is dropped and counted on the
+/// queue `fallback_answers/CAMERA` (its objects stay `verified: false`). Each request sends one
+/// answer and at most `max_in_flight` are out, so this fills only while the loop is stuck on a
+/// slow frame.
 const ANSWERS: usize = 256;
 
 /// Host scores below this are read as "nothing there" (0): the host's own confidence is
@@ -226,13 +227,20 @@ pub struct CameraFallback {
     teacher: Arc<VisionTeacher>,
     band: Band,
     answers_tx: SyncSender<Answer>,
-    answers: Receiver<Answer>,
+    answers: SyncReceiver<Answer>,
 }
 
 impl CameraFallback {
-    /// Links a camera to `host`'s model `target`, described by `teacher`.
-    pub fn new(host: Arc<Host>, target: Arc<Target>, teacher: VisionTeacher, band: Band) -> Self {
-        let (answers_tx, answers) = sync_channel(ANSWERS);
+    /// Links the camera `camera` to `host`'s model `target`, described by `teacher`.
+    pub fn new(
+        camera: &str,
+        host: Arc<Host>,
+        target: Arc<Target>,
+        teacher: VisionTeacher,
+        band: Band,
+    ) -> Self {
+        let stats = QueueStats::new(format!("fallback_answers/{camera}"), ANSWERS, Policy::Drop);
+        let (answers_tx, answers) = queue::sync_channel(stats);
         CameraFallback {
             host,
             target,
@@ -288,9 +296,7 @@ impl CameraFallback {
                     Ok(verdicts) => Answer::Verdicts(verdicts),
                     Err(_) => Answer::Unanswered(ids),
                 };
-                if answers.try_send(answer).is_err() {
-                    host.stats().late.fetch_add(1, Ordering::Relaxed);
-                }
+                answers.try_send(answer);
             });
         }
         refused
@@ -298,7 +304,12 @@ impl CameraFallback {
 
     /// The answers that have arrived, without waiting.
     pub fn try_answers(&self) -> Vec<Answer> {
-        self.answers.try_iter().collect()
+        std::iter::from_fn(|| self.answers.try_recv().ok()).collect()
+    }
+
+    /// The counters of the queue the answers wait in.
+    pub fn answers_queue(&self) -> Arc<QueueStats> {
+        self.answers_tx.stats().clone()
     }
 
     /// Counts answers that found their object gone.

@@ -53,6 +53,14 @@ pub struct Registry {
     pub outbox_capacity: usize,
 }
 
+/// A `/metrics` family read from every queue: its name, type, help and value.
+type QueueMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&QueueRow) -> f64,
+);
+
 /// One queue as stats and metrics show it.
 struct QueueRow {
     name: String,
@@ -335,7 +343,7 @@ impl Registry {
             vec![(String::new(), load(&p.events_acked))],
         );
         let queues = self.queue_rows();
-        let columns: [(&str, &str, &str, fn(&QueueRow) -> f64); 4] = [
+        let columns: [QueueMetric; 4] = [
             (
                 "queue_capacity",
                 "gauge",

@@ -62,9 +62,10 @@ impl Links {
         }
         let cameras = cameras
             .into_iter()
-            .map(|link| {
+            .zip(&config.cameras)
+            .map(|(link, camera)| {
                 link.map(|(target, teacher, band)| {
-                    CameraFallback::new(host.clone(), target, teacher, band)
+                    CameraFallback::new(&camera.name, host.clone(), target, teacher, band)
                 })
             })
             .collect();

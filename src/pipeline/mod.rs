@@ -271,6 +271,8 @@ pub async fn run(
             problems: problems_tx.clone(),
         };
         let source_thread = source::spawn(camera, ctx).map_err(AgentError::Thread)?;
+        let fallback = links.camera(index);
+        queues.extend(fallback.as_ref().map(|f| f.answers_queue()));
         let worker = Worker {
             camera: camera.clone(),
             detector,
@@ -281,7 +283,7 @@ pub async fn run(
             stats: worker_stats,
             snapshots: mqtt.snapshots,
             threads: config.inference.threads,
-            fallback: links.camera(index),
+            fallback,
         };
         threads.push((
             slot,
