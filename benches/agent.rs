@@ -15,6 +15,7 @@ use edgemass::publish::client::{self, Outgoing, Settings};
 use edgemass::publish::outbox::Outbox;
 use edgemass::publish::store::Store;
 use edgemass::publish::topics::Topics;
+use edgemass::queue::{self, Policy, QueueStats};
 use edgemass::vision::detector::Detector;
 use tokio_util::sync::CancellationToken;
 
@@ -61,8 +62,9 @@ fn outbox_rate(dir: &Path, port: u16) -> f64 {
             discovery: vec![],
             cameras: vec![],
             text_in: None,
+            capacity: 256,
         };
-        let (commands, _commands_rx) = tokio::sync::mpsc::channel(1);
+        let (commands, _commands_rx) = queue::channel(QueueStats::new("commands", 1, Policy::Wait));
         let (handle, task) =
             client::spawn(settings, store, commands, CancellationToken::new()).unwrap();
         while !handle.status().connected.load(Ordering::Relaxed) {
