@@ -1,6 +1,8 @@
 //! edgemass: runs compressed vision and text models on small boards with tract, and reports what
 //! they see.
 
+#![deny(missing_docs)]
+
 pub mod bench;
 pub mod config;
 pub mod fallback;

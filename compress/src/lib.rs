@@ -1,6 +1,8 @@
 //! edgemass-compress: reads ONNX teachers and BERT-family checkpoints, and (as passes land)
 //! prunes, distills and quantizes them into students for edgemass.
 
+#![deny(missing_docs)]
+
 /// `impl Default` for a settings struct whose flags all have defaults: the flags' defaults are
 /// the struct's (see [`flag_defaults`]).
 macro_rules! default_from_flags {

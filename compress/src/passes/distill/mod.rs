@@ -67,6 +67,7 @@ pub struct Run {
     /// Seed of the data split and every shuffle and crop.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Checkpoints, resuming and stopping early.
     #[command(flatten)]
     pub control: RunControl,
     /// Draw progress bars.
