@@ -3,9 +3,9 @@
 
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod config;
 pub mod fallback;
+pub mod latency;
 pub mod model;
 pub mod observe;
 pub mod pipeline;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use edgemass::bench::{Latency, peak_rss};
+use edgemass::latency::{Latency, peak_rss};
 use edgemass::model::Options;
 use edgemass::model::threads::with_threads;
 use edgemass::text::TextClassifier;

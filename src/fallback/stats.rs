@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use serde_json::{Value, json};
 
 use super::breaker::State;
-use crate::bench::RecentLatencies;
+use crate::latency::RecentLatencies;
 
 /// What happened to escalations.
 #[derive(Debug, Default)]

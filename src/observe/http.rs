@@ -11,8 +11,8 @@ use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 use super::stats::Registry;
-use crate::pipeline::worker::encode_jpeg;
 use crate::vision::annotate;
+use crate::vision::jpeg;
 
 /// Serves on `listener` until `stop` is cancelled.
 pub async fn serve(
@@ -79,7 +79,7 @@ async fn snapshot(
     let jpeg = tokio::task::spawn_blocking(move || {
         let mut image = latest.frame.clone();
         annotate::draw(&mut image, &latest.detections, &names);
-        encode_jpeg(&image)
+        jpeg::encode(&image)
     })
     .await;
     match jpeg {

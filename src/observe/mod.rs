@@ -1,4 +1,5 @@
 //! Observability: the stats message, Prometheus metrics and the loopback HTTP listener.
 
+pub mod counters;
 pub mod http;
 pub mod stats;

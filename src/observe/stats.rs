@@ -8,14 +8,14 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 
-use crate::bench::{current_rss, peak_rss};
 use crate::fallback::stats::HostStats;
+use crate::latency::{current_rss, peak_rss};
 use crate::model::{Choice, Precision};
-use crate::pipeline::slot::Slot;
-use crate::pipeline::text::TextStats;
-use crate::pipeline::worker::WorkerStats;
+use crate::observe::counters::TextStats;
+use crate::observe::counters::WorkerStats;
 use crate::publish::client::Status;
 use crate::queue::{Policy, QueueStats};
+use crate::source::slot::Slot;
 use crate::source::{Frame, SourceStats};
 
 /// The live counters of one camera.

@@ -4,7 +4,6 @@
 
 pub mod fallback;
 pub mod motion;
-pub mod slot;
 pub mod text;
 pub mod worker;
 
@@ -17,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, TextConfig};
 use crate::model::ModelError;
+use crate::observe::counters::{TextStats, WorkerStats};
 use crate::observe::stats::{CameraCounters, Registry};
 use crate::publish::broker;
 use crate::publish::client::{self, Outgoing, Settings};
@@ -27,13 +27,13 @@ use crate::publish::store::{MemoryQueue, Store};
 use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
 use crate::queue::{self, Policy, QueueStats};
+use crate::source::slot::Slot;
 use crate::source::{self, SourceStats};
 use crate::text::classifier::TextClassifier;
 use crate::track::TrackerConfig;
 use crate::vision::detector::{DetectError, Detector};
-use slot::Slot;
-use text::{TextStats, TextWorker};
-use worker::{Control, Worker, WorkerStats};
+use text::TextWorker;
+use worker::{Control, Worker};
 
 /// Messages waiting for the publisher before their senders wait.
 const PUBLISH: usize = 256;

@@ -6,35 +6,20 @@
 
 use std::io::BufRead;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use crate::bench::RecentLatencies;
 use crate::fallback::text::TextFallback;
+use crate::observe::counters::TextStats;
 use crate::publish::client::{Handle, Outgoing};
 use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
 use crate::queue::{Receiver, SyncReceiver, SyncSender};
 use crate::text::classifier::TextClassifier;
-
-/// Live counters of the text stage.
-#[derive(Default)]
-pub struct TextStats {
-    /// Texts accepted into the queue.
-    pub received: AtomicU64,
-    /// Texts classified and handed to the publisher.
-    pub classified: AtomicU64,
-    /// Inputs rejected (bad bytes, empty) or batches that failed.
-    pub errors: AtomicU64,
-    /// Batches run.
-    pub batches: AtomicU64,
-    /// Recent batch inference times.
-    pub latencies: RecentLatencies,
-}
 
 /// The classifier thread's inputs and outputs.
 pub struct TextWorker {

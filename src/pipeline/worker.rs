@@ -3,28 +3,26 @@
 //! fallback band go to the host without waiting; its answers are applied between frames.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
-use image::codecs::jpeg::JpegEncoder;
 use serde_json::json;
 
 use super::motion::MotionGate;
-use super::slot::{Slot, Taken};
-use crate::bench::{Latency, RecentLatencies};
 use crate::config::CameraConfig;
 use crate::fallback::vision::{Answer, CameraFallback};
 use crate::model::threads::with_threads;
+use crate::observe::counters::{Latest, WorkerStats};
 use crate::publish::client::{Handle, Outgoing};
 use crate::publish::topics::Topics;
+use crate::source::slot::{Slot, Taken};
 use crate::source::{Frame, now};
 use crate::track::{Event, Tracker, TrackerConfig};
 use crate::vision::Detection;
-use crate::vision::annotate;
 use crate::vision::detector::Detector;
+use crate::vision::{annotate, jpeg};
 
 /// Least time between two snapshots of one label.
 const SNAPSHOT_EVERY: Duration = Duration::from_secs(1);
@@ -36,40 +34,6 @@ pub struct Control {
     pub enabled: AtomicBool,
     /// New tracker settings to apply before the next frame.
     pub tracker: Mutex<Option<TrackerConfig>>,
-}
-
-/// The latest inferred frame and its detections, for `/snapshot/CAMERA.jpg`.
-pub struct Latest {
-    /// The frame as captured.
-    pub frame: RgbImage,
-    /// What was found in it.
-    pub detections: Vec<Detection>,
-}
-
-/// Counters of one camera's inference loop.
-#[derive(Default)]
-pub struct WorkerStats {
-    /// Frames run through the model.
-    pub inferred: AtomicU64,
-    /// Frames skipped by the motion gate.
-    pub motion_skipped: AtomicU64,
-    /// Frames skipped because the camera is disabled.
-    pub disabled_skipped: AtomicU64,
-    /// Inference failures.
-    pub errors: AtomicU64,
-    /// Events produced.
-    pub events: AtomicU64,
-    /// Recent whole-frame inference times (preprocess + run + decode).
-    pub latencies: RecentLatencies,
-    /// Latest frame for the HTTP snapshot.
-    pub latest: Mutex<Option<Arc<Latest>>>,
-}
-
-impl WorkerStats {
-    /// Percentiles of the recent latencies; `None` before the first frame.
-    pub fn latency(&self) -> Option<Latency> {
-        self.latencies.summary()
-    }
 }
 
 /// Everything the loop needs.
@@ -268,7 +232,7 @@ impl Worker {
                 .collect();
             let mut image = frame.clone();
             annotate::draw(&mut image, &mine, labels);
-            match encode_jpeg(&image) {
+            match jpeg::encode(&image) {
                 Ok(jpeg) => {
                     self.publisher.blocking_send(Outgoing::State {
                         topic: self.topics.snapshot(&self.camera.name, label),
@@ -280,11 +244,4 @@ impl Worker {
             }
         }
     }
-}
-
-/// Encodes an image as JPEG (quality 80).
-pub fn encode_jpeg(image: &RgbImage) -> Result<Vec<u8>, image::ImageError> {
-    let mut out = Cursor::new(Vec::new());
-    JpegEncoder::new_with_quality(&mut out, 80).encode_image(image)?;
-    Ok(out.into_inner())
 }

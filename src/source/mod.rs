@@ -1,11 +1,12 @@
 //! Frame sources: image folders and globs, and video files, network streams and V4L2/USB
 //! cameras through an ffmpeg subprocess. Each runs on its own thread and hands frames to a
-//! [`Slot`](crate::pipeline::slot::Slot).
+//! [`Slot`](crate::source::slot::Slot).
 
 pub mod camera;
 pub mod ffmpeg;
 pub mod images;
 pub mod ppm;
+pub mod slot;
 pub mod video;
 
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use image::RgbImage;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{CameraConfig, SourceKind};
-use crate::pipeline::slot::Slot;
+use slot::Slot;
 
 /// One captured frame.
 #[derive(Debug, Clone)]

@@ -3,6 +3,7 @@
 pub mod annotate;
 pub mod decode;
 pub mod detector;
+pub mod jpeg;
 pub mod nms;
 pub mod preprocess;
 pub mod scene;

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::bench::RecentLatencies;
+use crate::latency::RecentLatencies;
 
 /// What one model has done.
 #[derive(Debug, Default)]
