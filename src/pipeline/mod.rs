@@ -106,6 +106,40 @@ pub async fn run(
     shutdown: CancellationToken,
     grace: Duration,
 ) -> Result<Summary, AgentError> {
+    let running = start(&config).await?;
+    running.wait(&shutdown).await;
+    Ok(running.drain(grace).await)
+}
+
+/// A camera's frame slot, source thread and inference thread.
+type CameraThreads = (
+    Arc<Slot<crate::source::Frame>>,
+    std::thread::JoinHandle<()>,
+    std::thread::JoinHandle<()>,
+);
+
+/// Every thread and task of a started agent, and what stops them.
+struct Running {
+    /// Each camera's frame slot, source thread and inference thread.
+    threads: Vec<CameraThreads>,
+    /// The text model's name, counters and classifier thread.
+    text: Option<(String, Arc<TextStats>, std::thread::JoinHandle<()>)>,
+    /// Whether texts come from MQTT, so the agent runs on after the cameras end.
+    listening: bool,
+    sources_stop: CancellationToken,
+    text_stop: CancellationToken,
+    /// Problems, commands, stats and HTTP.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tasks_stop: CancellationToken,
+    registry: Arc<Registry>,
+    publisher: client::Handle,
+    publisher_task: tokio::task::JoinHandle<()>,
+    publisher_stop: CancellationToken,
+}
+
+/// Loads the models, opens the outbox, connects the publisher and starts every source, worker,
+/// the text stage and the side tasks.
+async fn start(config: &Config) -> Result<Running, AgentError> {
     let started = Instant::now();
     let http = match config.http {
         Some(addr) => Some(
@@ -170,7 +204,7 @@ pub async fn run(
         ),
         None => None,
     };
-    let mut links = fallback::Links::connect(&config).await?;
+    let mut links = fallback::Links::connect(config).await?;
     let topics = Topics::new(&mqtt.prefix, &config.device.id, &mqtt.discovery_prefix);
     let labels: Vec<(String, Vec<String>)> = config
         .cameras
@@ -373,79 +407,115 @@ pub async fn run(
         }));
     }
 
-    let listening = config.text.as_ref().is_some_and(|t| t.mqtt);
-    let all_ended = async {
-        let mut said = false;
-        loop {
-            let text_done = text.as_ref().is_none_or(|(_, _, t)| t.is_finished());
-            let cameras_done = threads.iter().all(|(_, _, w)| w.is_finished());
-            if cameras_done && text_done {
-                break;
-            }
-            if cameras_done && listening && !threads.is_empty() && !said {
-                tracing::info!(
-                    "every camera has ended; still classifying texts from MQTT until stopped"
-                );
-                said = true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-    tokio::select! {
-        _ = shutdown.cancelled() => tracing::info!("shutting down"),
-        _ = all_ended => tracing::info!("all sources ended"),
-    }
-    let deadline = Instant::now() + grace;
-    sources_stop.cancel();
-    for (slot, _, _) in &threads {
-        slot.close();
-    }
-    text_stop.cancel();
-    let joined = tokio::task::spawn_blocking(move || {
-        for (_, source, worker) in threads {
-            let _ = source.join();
-            let _ = worker.join();
-        }
-        if let Some((_, _, worker)) = text {
-            let _ = worker.join();
-        }
-    });
-    if tokio::time::timeout_at(deadline.into(), joined)
-        .await
-        .is_err()
-    {
-        tracing::warn!("inference did not finish within the grace period");
-    }
-    tasks_stop.cancel();
-    for task in &tasks {
-        task.abort();
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
-    let events: u64 = registry
-        .cameras
-        .iter()
-        .map(|c| c.worker.events.load(Ordering::Relaxed))
-        .sum();
-    let status = publisher.status().clone();
-    drop(publisher);
-    let mut publisher_task = publisher_task;
-    if tokio::time::timeout_at(deadline.into(), &mut publisher_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "outbox not flushed within the grace period; the rest is sent at the next start"
-        );
-        publisher_stop.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(3), publisher_task).await;
-    }
-    Ok(Summary {
-        events,
-        acked: status.events_acked.load(Ordering::Relaxed),
-        pending: status.outbox_depth.load(Ordering::Relaxed),
+    Ok(Running {
+        threads,
+        text,
+        listening: config.text.as_ref().is_some_and(|t| t.mqtt),
+        sources_stop,
+        text_stop,
+        tasks,
+        tasks_stop,
+        registry,
+        publisher,
+        publisher_task,
+        publisher_stop,
     })
+}
+
+impl Running {
+    /// Waits until `shutdown` is cancelled or every source (and the text stage) has ended.
+    async fn wait(&self, shutdown: &CancellationToken) {
+        let all_ended = async {
+            let mut said = false;
+            loop {
+                let text_done = self.text.as_ref().is_none_or(|(_, _, t)| t.is_finished());
+                let cameras_done = self.threads.iter().all(|(_, _, w)| w.is_finished());
+                if cameras_done && text_done {
+                    break;
+                }
+                if cameras_done && self.listening && !self.threads.is_empty() && !said {
+                    tracing::info!(
+                        "every camera has ended; still classifying texts from MQTT until stopped"
+                    );
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => tracing::info!("shutting down"),
+            _ = all_ended => tracing::info!("all sources ended"),
+        }
+    }
+
+    /// Stops the sources, lets the workers and the text stage finish, then flushes the outbox,
+    /// all within `grace`; what is still unsent stays in the outbox for the next start.
+    async fn drain(self, grace: Duration) -> Summary {
+        let Running {
+            threads,
+            text,
+            sources_stop,
+            text_stop,
+            tasks,
+            tasks_stop,
+            registry,
+            publisher,
+            publisher_task,
+            publisher_stop,
+            ..
+        } = self;
+        let deadline = Instant::now() + grace;
+        sources_stop.cancel();
+        for (slot, _, _) in &threads {
+            slot.close();
+        }
+        text_stop.cancel();
+        let joined = tokio::task::spawn_blocking(move || {
+            for (_, source, worker) in threads {
+                let _ = source.join();
+                let _ = worker.join();
+            }
+            if let Some((_, _, worker)) = text {
+                let _ = worker.join();
+            }
+        });
+        if tokio::time::timeout_at(deadline.into(), joined)
+            .await
+            .is_err()
+        {
+            tracing::warn!("inference did not finish within the grace period");
+        }
+        tasks_stop.cancel();
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        let events: u64 = registry
+            .cameras
+            .iter()
+            .map(|c| c.worker.events.load(Ordering::Relaxed))
+            .sum();
+        let status = publisher.status().clone();
+        drop(publisher);
+        let mut publisher_task = publisher_task;
+        if tokio::time::timeout_at(deadline.into(), &mut publisher_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "outbox not flushed within the grace period; the rest is sent at the next start"
+            );
+            publisher_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(3), publisher_task).await;
+        }
+        Summary {
+            events,
+            acked: status.events_acked.load(Ordering::Relaxed),
+            pending: status.outbox_depth.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Starts the text classifier and its inputs; returns the model name, its counters and the
