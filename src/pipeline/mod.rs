@@ -159,51 +159,7 @@ async fn start(config: &Config) -> Result<Running, AgentError> {
         broker::start(SocketAddr::new(ip, mqtt.port))?;
         tracing::info!("embedded MQTT broker listening on {ip}:{}", mqtt.port);
     }
-    let cameras = config.cameras.clone();
-    let inference = config.inference.clone();
-    let detectors = tokio::task::spawn_blocking(move || {
-        cameras
-            .iter()
-            .map(|c| {
-                c.manifest()
-                    .map_err(|e| DetectError::from(ModelError::from(e)))
-                    .and_then(|m| Detector::load(m, &c.load_options(&inference)))
-                    .inspect(|d| {
-                        let m = d.model().manifest();
-                        tracing::info!(
-                            camera = %c.name,
-                            "model {} ({}x{}) on {}",
-                            m.name,
-                            m.input.width,
-                            m.input.height,
-                            d.model().choice()
-                        );
-                    })
-                    .map_err(|source| AgentError::Model {
-                        camera: c.name.clone(),
-                        path: c.model.clone(),
-                        source: Box::new(source),
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()
-    })
-    .await
-    .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??;
-    let classifier = match config.text.clone() {
-        Some(text) => Some(
-            tokio::task::spawn_blocking(move || {
-                TextClassifier::from_manifest_path(&text.model).map_err(|source| {
-                    AgentError::TextModel {
-                        path: text.model.clone(),
-                        source: Box::new(source),
-                    }
-                })
-            })
-            .await
-            .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??,
-        ),
-        None => None,
-    };
+    let (detectors, classifier) = load_models(config).await?;
     let mut links = fallback::Links::connect(config).await?;
     let topics = Topics::new(&mqtt.prefix, &config.device.id, &mqtt.discovery_prefix);
     let labels: Vec<(String, Vec<String>)> = config
@@ -212,37 +168,8 @@ async fn start(config: &Config) -> Result<Running, AgentError> {
         .zip(&detectors)
         .map(|(c, d)| (c.name.clone(), d.labels().to_vec()))
         .collect();
-    let store = match Outbox::open(&config.outbox.path, config.outbox.capacity) {
-        Ok(outbox) => Store::Disk(outbox),
-        Err(e) => {
-            tracing::error!(
-                "{:#}; events are kept in memory only until it is fixed",
-                anyhow::Error::from(e)
-            );
-            Store::Memory(MemoryQueue::new(config.outbox.capacity))
-        }
-    };
-    let discovery = if mqtt.discovery {
-        // A model with label groups (80 COCO classes) gets entities per group, not per label.
-        let entities: Vec<CameraEntities> = labels
-            .iter()
-            .zip(&detectors)
-            .map(|((c, l), d)| {
-                let groups = &d.model().manifest().groups;
-                CameraEntities {
-                    camera: c.clone(),
-                    labels: if groups.is_empty() {
-                        l.clone()
-                    } else {
-                        groups.names()
-                    },
-                }
-            })
-            .collect();
-        discovery::configs(&topics, &config.device.id, &config.device.name, &entities)
-    } else {
-        Vec::new()
-    };
+    let store = open_store(config);
+    let discovery = discovery_configs(config, &topics, &labels, &detectors);
     let mut queues = Vec::new();
     let mut counted = |name: &str, capacity: usize, policy: Policy| {
         let stats = QueueStats::new(name, capacity, policy);
@@ -516,6 +443,102 @@ impl Running {
             pending: status.outbox_depth.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Every camera's detector and the text classifier, loaded off the async threads; a model that
+/// cannot load stops the agent, naming its camera and file.
+async fn load_models(
+    config: &Config,
+) -> Result<(Vec<Detector>, Option<TextClassifier>), AgentError> {
+    let cameras = config.cameras.clone();
+    let inference = config.inference.clone();
+    let detectors = tokio::task::spawn_blocking(move || {
+        cameras
+            .iter()
+            .map(|c| {
+                c.manifest()
+                    .map_err(|e| DetectError::from(ModelError::from(e)))
+                    .and_then(|m| Detector::load(m, &c.load_options(&inference)))
+                    .inspect(|d| {
+                        let m = d.model().manifest();
+                        tracing::info!(
+                            camera = %c.name,
+                            "model {} ({}x{}) on {}",
+                            m.name,
+                            m.input.width,
+                            m.input.height,
+                            d.model().choice()
+                        );
+                    })
+                    .map_err(|source| AgentError::Model {
+                        camera: c.name.clone(),
+                        path: c.model.clone(),
+                        source: Box::new(source),
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??;
+    let classifier = match config.text.clone() {
+        Some(text) => Some(
+            tokio::task::spawn_blocking(move || {
+                TextClassifier::from_manifest_path(&text.model).map_err(|source| {
+                    AgentError::TextModel {
+                        path: text.model.clone(),
+                        source: Box::new(source),
+                    }
+                })
+            })
+            .await
+            .map_err(|e| AgentError::Thread(std::io::Error::other(e)))??,
+        ),
+        None => None,
+    };
+    Ok((detectors, classifier))
+}
+
+/// The outbox, or — when its file cannot be opened — a bounded queue in memory, said once.
+fn open_store(config: &Config) -> Store {
+    match Outbox::open(&config.outbox.path, config.outbox.capacity) {
+        Ok(outbox) => Store::Disk(outbox),
+        Err(e) => {
+            tracing::error!(
+                "{:#}; events are kept in memory only until it is fixed",
+                anyhow::Error::from(e)
+            );
+            Store::Memory(MemoryQueue::new(config.outbox.capacity))
+        }
+    }
+}
+
+/// The Home Assistant discovery messages, when `mqtt.discovery` is on: per camera, an entity per
+/// label, or per label group for a model that has them (80 COCO classes).
+fn discovery_configs(
+    config: &Config,
+    topics: &Topics,
+    labels: &[(String, Vec<String>)],
+    detectors: &[Detector],
+) -> Vec<discovery::DiscoveryConfig> {
+    if !config.mqtt.discovery {
+        return Vec::new();
+    }
+    let entities: Vec<CameraEntities> = labels
+        .iter()
+        .zip(detectors)
+        .map(|((c, l), d)| {
+            let groups = &d.model().manifest().groups;
+            CameraEntities {
+                camera: c.clone(),
+                labels: if groups.is_empty() {
+                    l.clone()
+                } else {
+                    groups.names()
+                },
+            }
+        })
+        .collect();
+    discovery::configs(topics, &config.device.id, &config.device.name, &entities)
 }
 
 /// Starts the text classifier and its inputs; returns the model name, its counters and the
