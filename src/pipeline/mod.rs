@@ -204,7 +204,7 @@ async fn start(config: &Config) -> Result<Running, AgentError> {
     queues.splice(0..0, publisher.queues());
 
     let sources_stop = CancellationToken::new();
-    let (problems_tx, mut problems_rx) = queue::channel(problems);
+    let (problems_tx, problems_rx) = queue::channel(problems);
     let mut counters = Vec::new();
     let mut controls = Vec::new();
     let mut threads = Vec::new();
@@ -282,47 +282,23 @@ async fn start(config: &Config) -> Result<Running, AgentError> {
 
     let tasks_stop = CancellationToken::new();
     let mut tasks = Vec::new();
-    tasks.push(tokio::spawn({
-        let publisher = publisher.clone();
-        let topics = topics.clone();
-        async move {
-            while let Some(p) = problems_rx.recv().await {
-                let body = serde_json::json!({ "camera": p.camera, "error": p.message, "time": source::now() });
-                publisher.send(Outgoing::Notice { topic: topics.error(), payload: body.to_string().into_bytes() }).await;
-            }
-        }
-    }));
+    tasks.push(report_problems(
+        publisher.clone(),
+        topics.error(),
+        problems_rx,
+    ));
     tasks.push(tokio::spawn(async move {
         let mut controls = controls;
         while let Some(command) = commands_rx.recv().await {
             apply(&mut controls, command);
         }
     }));
-    tasks.push(tokio::spawn({
-        let publisher = publisher.clone();
-        let registry = registry.clone();
-        let topic = topics.stats();
-        let every = mqtt.stats_interval;
-        async move {
-            let mut rates = registry.rates();
-            // Stats are best effort (skipped while offline): the first goes out as soon as the
-            // broker session is up, then one per interval.
-            while !publisher.status().connected.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                let body = registry.to_json(&mut rates).to_string().into_bytes();
-                publisher
-                    .send(Outgoing::Notice {
-                        topic: topic.clone(),
-                        payload: body,
-                    })
-                    .await;
-            }
-        }
-    }));
+    tasks.push(publish_stats(
+        publisher.clone(),
+        registry.clone(),
+        topics.stats(),
+        mqtt.stats_interval,
+    ));
     if let Some(listener) = http {
         let registry = registry.clone();
         let labels = Arc::new(labels.clone());
@@ -539,6 +515,52 @@ fn discovery_configs(
         })
         .collect();
     discovery::configs(topics, &config.device.id, &config.device.name, &entities)
+}
+
+/// Publishes each source problem on `topic` (`P/D/error`) as JSON.
+fn report_problems(
+    publisher: client::Handle,
+    topic: String,
+    mut problems: queue::Receiver<source::SourceProblem>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(p) = problems.recv().await {
+            let body = serde_json::json!({ "camera": p.camera, "error": p.message, "time": source::now() });
+            publisher
+                .send(Outgoing::Notice {
+                    topic: topic.clone(),
+                    payload: body.to_string().into_bytes(),
+                })
+                .await;
+        }
+    })
+}
+
+/// Publishes the stats message on `topic` every `every`. Stats are best effort (skipped while
+/// offline): the first goes out as soon as the broker session is up, then one per interval.
+fn publish_stats(
+    publisher: client::Handle,
+    registry: Arc<Registry>,
+    topic: String,
+    every: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut rates = registry.rates();
+        while !publisher.status().connected.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let body = registry.to_json(&mut rates).to_string().into_bytes();
+            publisher
+                .send(Outgoing::Notice {
+                    topic: topic.clone(),
+                    payload: body,
+                })
+                .await;
+        }
+    })
 }
 
 /// Starts the text classifier and its inputs; returns the model name, its counters and the
