@@ -353,26 +353,14 @@ impl Running {
 
     /// Stops the sources, lets the workers and the text stage finish, then flushes the outbox,
     /// all within `grace`; what is still unsent stays in the outbox for the next start.
-    async fn drain(self, grace: Duration) -> Summary {
-        let Running {
-            threads,
-            text,
-            sources_stop,
-            text_stop,
-            tasks,
-            tasks_stop,
-            registry,
-            publisher,
-            publisher_task,
-            publisher_stop,
-            ..
-        } = self;
+    async fn drain(mut self, grace: Duration) -> Summary {
         let deadline = Instant::now() + grace;
-        sources_stop.cancel();
-        for (slot, _, _) in &threads {
+        self.sources_stop.cancel();
+        for (slot, _, _) in &self.threads {
             slot.close();
         }
-        text_stop.cancel();
+        self.text_stop.cancel();
+        let (threads, text) = (self.threads, self.text);
         let joined = tokio::task::spawn_blocking(move || {
             for (_, source, worker) in threads {
                 let _ = source.join();
@@ -388,30 +376,30 @@ impl Running {
         {
             tracing::warn!("inference did not finish within the grace period");
         }
-        tasks_stop.cancel();
-        for task in &tasks {
+        self.tasks_stop.cancel();
+        for task in &self.tasks {
             task.abort();
         }
-        for task in tasks {
+        for task in self.tasks {
             let _ = task.await;
         }
-        let events: u64 = registry
+        let events: u64 = self
+            .registry
             .cameras
             .iter()
             .map(|c| c.worker.events.load(Ordering::Relaxed))
             .sum();
-        let status = publisher.status().clone();
-        drop(publisher);
-        let mut publisher_task = publisher_task;
-        if tokio::time::timeout_at(deadline.into(), &mut publisher_task)
+        let status = self.publisher.status().clone();
+        drop(self.publisher);
+        if tokio::time::timeout_at(deadline.into(), &mut self.publisher_task)
             .await
             .is_err()
         {
             tracing::warn!(
                 "outbox not flushed within the grace period; the rest is sent at the next start"
             );
-            publisher_stop.cancel();
-            let _ = tokio::time::timeout(Duration::from_secs(3), publisher_task).await;
+            self.publisher_stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(3), self.publisher_task).await;
         }
         Summary {
             events,
