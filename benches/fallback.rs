@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use edgemass::config::FallbackConfig;
-use edgemass::fallback::breaker::BreakerConfig;
+use edgemass::config::{BreakerConfig, FallbackConfig};
 use edgemass::fallback::client::HostClient;
 use edgemass::fallback::protocol::{InferRequest, Tensor, Values};
 use edgemass::text::TextTokenizer;

@@ -5,41 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::fallback::band::Band;
+use crate::config::{Band, LabelThresholds, TrackerConfig};
 use crate::vision::BBox;
 
 /// Below this IoU between the last reported box and the current one, a reported object's move is
 /// worth an `update` event.
 const MOVED_IOU: f32 = 0.8;
-
-/// Per-label tracking thresholds.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LabelThresholds {
-    /// A detection that matches no object starts a new one only with at least this score.
-    pub min_score: f32,
-    /// An object is reported once its best score reaches this.
-    pub threshold: f32,
-}
-
-/// Tracker settings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrackerConfig {
-    /// Thresholds for labels not in `labels`.
-    pub default: LabelThresholds,
-    /// Thresholds per label.
-    pub labels: BTreeMap<String, LabelThresholds>,
-    /// Minimum IoU to match a detection to an existing object of the same label.
-    pub iou: f32,
-    /// Consecutive frames without a match after which an object ends.
-    pub max_missed: u32,
-}
-
-impl TrackerConfig {
-    /// The thresholds for `label`: its own entry, else the default.
-    pub fn thresholds(&self, label: &str) -> LabelThresholds {
-        self.labels.get(label).copied().unwrap_or(self.default)
-    }
-}
 
 /// A tracked object as it appears in events (serialised into MQTT JSON by the publisher).
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -1,12 +1,21 @@
-//! The config file as written: serde structs with defaults and no validation.
+//! The config file as written (each section's serde struct, with its defaults, lives in the
+//! section's file) and what validation needs besides it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{LogFormat, Secret, SourceKind};
-use crate::model::{Precision, RuntimeSetting};
+use super::Secret;
+use super::camera::RawCamera;
+use super::device::RawDevice;
+use super::fallback::RawFallback;
+use super::http::RawHttp;
+use super::inference::RawInference;
+use super::log::RawLog;
+use super::mqtt::RawMqtt;
+use super::outbox::RawOutbox;
+use super::text::RawText;
 
 /// The whole file, before validation; `Config::try_from` checks it.
 #[derive(Debug, Deserialize)]
@@ -48,286 +57,66 @@ pub(super) struct Context {
     pub(super) origins: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawDevice {
-    #[serde(default)]
-    pub(super) id: Option<String>,
-    #[serde(default)]
-    pub(super) name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawMqtt {
-    pub(super) host: String,
-    pub(super) port: u16,
-    pub(super) embedded_broker: bool,
-    pub(super) client_id: String,
-    pub(super) prefix: String,
-    pub(super) username: String,
-    pub(super) password_file: String,
-    pub(super) tls: bool,
-    pub(super) ca_file: String,
-    pub(super) client_cert_file: String,
-    pub(super) client_key_file: String,
-    pub(super) keep_alive_s: u64,
-    pub(super) discovery: bool,
-    pub(super) discovery_prefix: String,
-    pub(super) stats_interval_s: u64,
-    pub(super) snapshots: bool,
-    pub(super) print_events: bool,
-}
-
-impl Default for RawMqtt {
-    fn default() -> Self {
-        RawMqtt {
-            host: "127.0.0.1".to_owned(),
-            port: 1883,
-            embedded_broker: false,
-            client_id: String::new(),
-            prefix: "edgemass".to_owned(),
-            username: String::new(),
-            password_file: String::new(),
-            tls: false,
-            ca_file: String::new(),
-            client_cert_file: String::new(),
-            client_key_file: String::new(),
-            keep_alive_s: 30,
-            discovery: true,
-            discovery_prefix: "homeassistant".to_owned(),
-            stats_interval_s: 30,
-            snapshots: true,
-            print_events: false,
+impl Context {
+    /// Expands `{cache}/` and resolves a relative path against the config directory.
+    pub(super) fn resolve(&self, path: &str) -> PathBuf {
+        match path.strip_prefix("{cache}") {
+            Some("") => self.cache.clone(),
+            Some(rest) if rest.starts_with('/') => self.cache.join(rest.trim_start_matches('/')),
+            _ => self.dir.join(path),
         }
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawOutbox {
-    pub(super) path: String,
-    pub(super) capacity: usize,
-}
-
-impl Default for RawOutbox {
-    fn default() -> Self {
-        RawOutbox {
-            path: "/var/lib/edgemass/outbox.sqlite".to_owned(),
-            capacity: 100_000,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawHttp {
-    pub(super) listen: String,
-}
-
-impl Default for RawHttp {
-    fn default() -> Self {
-        RawHttp {
-            listen: "127.0.0.1:9898".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawLog {
-    pub(super) format: LogFormat,
-    pub(super) level: String,
-}
-
-impl Default for RawLog {
-    fn default() -> Self {
-        RawLog {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawInference {
-    pub(super) threads: usize,
-    pub(super) precision: Precision,
-    pub(super) runtime: RuntimeSetting,
-    pub(super) onnxruntime: Option<String>,
-}
-
-impl Default for RawInference {
-    fn default() -> Self {
-        RawInference {
-            threads: 1,
-            precision: Precision::Auto,
-            runtime: RuntimeSetting::Auto,
-            onnxruntime: None,
-        }
-    }
-}
-
-/// The GPU host; an empty `url` disables escalation.
-#[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub(super) struct RawFallback {
-    pub(super) url: String,
-    pub(super) token_file: String,
-    pub(super) ca_file: String,
-    pub(super) timeout_ms: u64,
-    pub(super) max_in_flight: usize,
-    pub(super) rate_per_s: f64,
-    pub(super) burst: u32,
-    pub(super) failures_to_open: u32,
-    pub(super) open_s: f64,
-    pub(super) probes: u32,
-}
-
-impl Default for RawFallback {
-    fn default() -> Self {
-        RawFallback {
-            url: String::new(),
-            token_file: String::new(),
-            ca_file: String::new(),
-            timeout_ms: 2000,
-            max_in_flight: 4,
-            rate_per_s: 5.0,
-            burst: 10,
-            failures_to_open: 3,
-            open_s: 10.0,
-            probes: 1,
-        }
-    }
-}
-
-/// What a camera or the text classifier sends to the host.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawEscalation {
-    pub(super) model: String,
-    #[serde(default)]
-    pub(super) name: String,
-    #[serde(default)]
-    pub(super) version: String,
-    pub(super) low: f32,
-    pub(super) high: f32,
-    #[serde(default = "default_match_iou")]
-    pub(super) match_iou: f32,
-}
-
-fn default_match_iou() -> f32 {
-    0.5
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawText {
-    pub(super) model: String,
-    #[serde(default = "yes")]
-    pub(super) mqtt: bool,
-    #[serde(default)]
-    pub(super) stdin: bool,
-    #[serde(default)]
-    pub(super) file: Option<String>,
-    #[serde(default = "default_max_batch")]
-    pub(super) max_batch: usize,
-    #[serde(default = "default_queue")]
-    pub(super) queue: usize,
-    #[serde(default)]
-    pub(super) fallback: Option<RawEscalation>,
-}
-
-fn default_max_batch() -> usize {
-    16
-}
-
-fn default_queue() -> usize {
-    256
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawCamera {
-    #[serde(default)]
-    pub(super) name: String,
-    #[serde(default = "yes")]
-    pub(super) enabled: bool,
-    #[serde(default)]
-    pub(super) source: Option<SourceKind>,
-    #[serde(default)]
-    pub(super) path: String,
-    #[serde(default = "default_fps")]
-    pub(super) fps: f64,
-    #[serde(default, rename = "loop")]
-    pub(super) looping: bool,
-    #[serde(default = "default_width")]
-    pub(super) width: u32,
-    #[serde(default = "default_height")]
-    pub(super) height: u32,
-    #[serde(default)]
-    pub(super) model: String,
-    #[serde(default)]
-    pub(super) precision: Option<Precision>,
-    #[serde(default)]
-    pub(super) runtime: Option<RuntimeSetting>,
-    #[serde(default)]
-    pub(super) input_size: Option<[u32; 2]>,
-    #[serde(default)]
-    pub(super) motion_gate: Option<bool>,
-    #[serde(default = "default_min_score")]
-    pub(super) min_score: f32,
-    #[serde(default = "default_threshold")]
-    pub(super) threshold: f32,
-    #[serde(default = "default_iou")]
-    pub(super) iou: f32,
-    #[serde(default = "default_max_missed")]
-    pub(super) max_missed: u32,
-    #[serde(default)]
-    pub(super) labels: BTreeMap<String, RawLabel>,
-    #[serde(default)]
-    pub(super) fallback: Option<RawEscalation>,
-}
-
-/// Per-label overrides; an unset field falls back to the camera's value.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawLabel {
-    #[serde(default)]
-    pub(super) min_score: Option<f32>,
-    #[serde(default)]
-    pub(super) threshold: Option<f32>,
-}
-
-fn yes() -> bool {
+/// The serde default of a flag that is on unless the file turns it off.
+pub(super) fn yes() -> bool {
     true
 }
 
-fn default_fps() -> f64 {
-    5.0
-}
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
 
-fn default_width() -> u32 {
-    1280
-}
+    use super::super::testing::{MINIMAL, parse, parse_env};
+    use crate::model::manifest::CACHE_ENV;
 
-fn default_height() -> u32 {
-    720
-}
+    #[test]
+    fn cache_placeholder_expands() {
+        let text = MINIMAL.replace("\"photos\"", "\"{cache}/photos\"").replace(
+            "\"models/yolov8n-320.model.toml\"",
+            "\"{cache}/m.model.toml\"",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(c.cameras[0].path, "/etc/edgemass/../models/cache/photos");
+        assert_eq!(
+            c.cameras[0].model,
+            Path::new("/etc/edgemass/../models/cache/m.model.toml")
+        );
+        let c = parse_env(&text, &[(CACHE_ENV, "/var/cache/edgemass")]).unwrap();
+        assert_eq!(c.cameras[0].path, "/var/cache/edgemass/photos");
+        assert_eq!(
+            c.cameras[0].model,
+            Path::new("/var/cache/edgemass/m.model.toml")
+        );
+    }
 
-fn default_min_score() -> f32 {
-    0.3
-}
-
-fn default_threshold() -> f32 {
-    0.5
-}
-
-fn default_iou() -> f32 {
-    0.3
-}
-
-fn default_max_missed() -> u32 {
-    5
+    #[test]
+    fn relative_paths_resolve_against_the_config_dir() {
+        let text = MINIMAL.replace(
+            "[[camera]]",
+            "[outbox]\npath = \"state/outbox.sqlite\"\n[[camera]]",
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.outbox.path,
+            Path::new("/etc/edgemass/state/outbox.sqlite")
+        );
+        assert_eq!(c.cameras[0].path, "/etc/edgemass/photos");
+        assert_eq!(
+            c.cameras[0].model,
+            Path::new("/etc/edgemass/models/yolov8n-320.model.toml")
+        );
+        let abs = MINIMAL.replace("\"photos\"", "\"/srv/photos/*.jpg\"");
+        assert_eq!(parse(&abs).unwrap().cameras[0].path, "/srv/photos/*.jpg");
+    }
 }

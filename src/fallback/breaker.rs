@@ -3,20 +3,9 @@
 //! time; enough successes close it, one failure opens it again). A pure state machine: the
 //! caller passes `tokio::time::Instant`s, so tests pause and advance time without sockets.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
-/// When the breaker opens and closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BreakerConfig {
-    /// Consecutive failures that open the breaker.
-    pub failures: u32,
-    /// How long it stays open before a probe may go.
-    pub open_for: Duration,
-    /// Successful probes in a row that close it.
-    pub probes: u32,
-}
+use crate::config::BreakerConfig;
 
 /// The breaker's state, as reported in stats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,8 +165,11 @@ impl Breaker {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::time::Duration;
+
     use tokio::time::advance;
+
+    use super::*;
 
     fn breaker() -> Breaker {
         Breaker::new(BreakerConfig {

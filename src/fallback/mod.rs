@@ -5,7 +5,6 @@
 //! when the circuit breaker is open, and each one has a timeout. `serve` is the project's own
 //! host of the same protocol on tract.
 
-pub mod band;
 pub mod breaker;
 pub mod budget;
 pub mod check;

@@ -9,11 +9,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::FallbackError;
-use super::band::Band;
 use super::check::{Dim, Input, Signature};
 use super::host::{Host, Target};
 use super::protocol::{DataType, InferRequest, InferResponse, Tensor, Values};
-use crate::config::EscalationConfig;
+use crate::config::{Band, EscalationConfig};
 use crate::publish::client::{Handle, Outgoing};
 use crate::text::classifier::FEEDS;
 use crate::text::{TextManifest, TextTokenizer};

@@ -10,11 +10,10 @@ use image::RgbImage;
 use tract_onnx::prelude::tract_ndarray::{ArrayD, IxDyn};
 
 use super::FallbackError;
-use super::band::Band;
 use super::check::{Dim, Input, Signature};
 use super::host::{Host, Target};
 use super::protocol::{DataType, InferRequest, InferResponse, Tensor, Values};
-use crate::config::EscalationConfig;
+use crate::config::{Band, EscalationConfig};
 use crate::model::manifest::{Manifest, Task};
 use crate::model::{Outputs, input_shape};
 use crate::queue::{self, Policy, QueueStats, SyncReceiver, SyncSender};

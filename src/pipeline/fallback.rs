@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use super::AgentError;
-use crate::config::Config;
-use crate::fallback::band::Band;
+use crate::config::{Band, Config};
 use crate::fallback::host::{Host, Target};
 use crate::fallback::stats::HostStats;
 use crate::fallback::text::{TextFallback, TextTeacher};

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::config::TrackerConfig;
 use crate::config::{Config, TextConfig};
 use crate::model::ModelError;
 use crate::observe::counters::{TextStats, WorkerStats};
@@ -30,7 +31,6 @@ use crate::queue::{self, Policy, QueueStats};
 use crate::source::slot::Slot;
 use crate::source::{self, SourceStats};
 use crate::text::classifier::TextClassifier;
-use crate::track::TrackerConfig;
 use crate::vision::detector::{DetectError, Detector};
 use text::TextWorker;
 use worker::{Control, Worker};
@@ -622,7 +622,7 @@ fn apply(controls: &mut [(String, Arc<Control>, TrackerConfig)], command: Comman
             else {
                 return;
             };
-            let mut targets: Vec<&mut crate::track::LabelThresholds> = match &label {
+            let mut targets: Vec<&mut crate::config::LabelThresholds> = match &label {
                 Some(label) => {
                     let current = tracker.thresholds(label);
                     vec![tracker.labels.entry(label.clone()).or_insert(current)]

@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::motion::MotionGate;
 use crate::config::CameraConfig;
+use crate::config::TrackerConfig;
 use crate::fallback::vision::{Answer, CameraFallback};
 use crate::model::threads::with_threads;
 use crate::observe::counters::{Latest, WorkerStats};
@@ -19,7 +20,7 @@ use crate::publish::client::{Handle, Outgoing};
 use crate::publish::topics::Topics;
 use crate::source::slot::{Slot, Taken};
 use crate::source::{Frame, now};
-use crate::track::{Event, Tracker, TrackerConfig};
+use crate::track::{Event, Tracker};
 use crate::vision::Detection;
 use crate::vision::detector::Detector;
 use crate::vision::{annotate, jpeg};
