@@ -2,23 +2,23 @@
 //! workers drain and end their objects, the publisher flushes the outbox, all under a grace
 //! period; what is not acknowledged by then stays in the outbox for the next start.
 
+mod camera;
 pub mod fallback;
 pub mod motion;
 pub mod text;
 pub mod worker;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::config::TrackerConfig;
-use crate::config::{Config, TextConfig};
+use crate::config::{Config, Mqtt};
 use crate::model::ModelError;
-use crate::observe::counters::{TextStats, WorkerStats};
-use crate::observe::stats::{CameraCounters, Registry};
+use crate::observe::counters::TextStats;
+use crate::observe::stats::Registry;
 use crate::publish::broker;
 use crate::publish::client::{self, Outgoing, Settings};
 use crate::publish::command::Command;
@@ -28,12 +28,9 @@ use crate::publish::store::{MemoryQueue, Store};
 use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
 use crate::queue::{self, Policy, QueueStats};
-use crate::source::slot::Slot;
-use crate::source::{self, SourceStats};
+use crate::source;
 use crate::text::classifier::TextClassifier;
 use crate::vision::detector::{DetectError, Detector};
-use text::TextWorker;
-use worker::{Control, Worker};
 
 /// Messages waiting for the publisher before their senders wait.
 const PUBLISH: usize = 256;
@@ -111,17 +108,10 @@ pub async fn run(
     Ok(running.drain(grace).await)
 }
 
-/// A camera's frame slot, source thread and inference thread.
-type CameraThreads = (
-    Arc<Slot<crate::source::Frame>>,
-    std::thread::JoinHandle<()>,
-    std::thread::JoinHandle<()>,
-);
-
 /// Every thread and task of a started agent, and what stops them.
 struct Running {
     /// Each camera's frame slot, source thread and inference thread.
-    threads: Vec<CameraThreads>,
+    threads: Vec<camera::Threads>,
     /// The text model's name, counters and classifier thread.
     text: Option<(String, Arc<TextStats>, std::thread::JoinHandle<()>)>,
     /// Whether texts come from MQTT, so the agent runs on after the cameras end.
@@ -141,26 +131,11 @@ struct Running {
 /// the text stage and the side tasks.
 async fn start(config: &Config) -> Result<Running, AgentError> {
     let started = Instant::now();
-    let http = match config.http {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| AgentError::Http { addr, source })?,
-        ),
-        None => None,
-    };
-    let mqtt = config.mqtt.clone();
-    if mqtt.embedded_broker {
-        let ip = if mqtt.host == "localhost" {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        } else {
-            mqtt.host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
-        };
-        broker::start(SocketAddr::new(ip, mqtt.port))?;
-        tracing::info!("embedded MQTT broker listening on {ip}:{}", mqtt.port);
-    }
+    let http = bind_http(config.http).await?;
+    start_broker(&config.mqtt)?;
     let (detectors, classifier) = load_models(config).await?;
     let mut links = fallback::Links::connect(config).await?;
+    let mqtt = &config.mqtt;
     let topics = Topics::new(&mqtt.prefix, &config.device.id, &mqtt.discovery_prefix);
     let labels: Vec<(String, Vec<String>)> = config
         .cameras
@@ -168,97 +143,37 @@ async fn start(config: &Config) -> Result<Running, AgentError> {
         .zip(&detectors)
         .map(|(c, d)| (c.name.clone(), d.labels().to_vec()))
         .collect();
-    let store = open_store(config);
-    let discovery = discovery_configs(config, &topics, &labels, &detectors);
-    let mut queues = Vec::new();
-    let mut counted = |name: &str, capacity: usize, policy: Policy| {
-        let stats = QueueStats::new(name, capacity, policy);
-        queues.push(stats.clone());
-        stats
-    };
-    let (commands_tx, mut commands_rx) =
-        queue::channel::<Command>(counted("commands", COMMANDS, Policy::Wait));
-    let (text_in, from_mqtt) = match &config.text {
-        Some(t) if t.mqtt => {
-            let (tx, rx) = queue::channel(counted("text_in", TEXT_IN, Policy::Refuse));
-            (Some(tx), Some(rx))
-        }
-        _ => (None, None),
-    };
+    let mut queues = Queues::default();
+    let publishing = start_publisher(config, &topics, &labels, &detectors, &mut queues)?;
+    let publisher = publishing.publisher;
     let text_queue = config
         .text
         .as_ref()
-        .map(|t| counted("text", t.queue, Policy::Wait));
-    let problems = counted("source_problems", PROBLEMS, Policy::Drop);
-    let publisher_stop = CancellationToken::new();
-    let settings = Settings {
-        mqtt: mqtt.clone(),
-        topics: topics.clone(),
-        discovery,
-        cameras: labels.clone(),
-        text_in,
-        capacity: PUBLISH,
-    };
-    let (publisher, publisher_task) =
-        client::spawn(settings, store, commands_tx, publisher_stop.clone())?;
-    queues.splice(0..0, publisher.queues());
-
+        .map(|t| queues.counted("text", t.queue, Policy::Wait));
     let sources_stop = CancellationToken::new();
-    let (problems_tx, problems_rx) = queue::channel(problems);
-    let mut counters = Vec::new();
-    let mut controls = Vec::new();
-    let mut threads = Vec::new();
-    for (index, (camera, detector)) in config.cameras.iter().zip(detectors).enumerate() {
-        let slot = Arc::new(Slot::default());
-        let source_stats = Arc::new(SourceStats::default());
-        let worker_stats = Arc::new(WorkerStats::default());
-        let control = Arc::new(Control {
-            enabled: AtomicBool::new(camera.enabled),
-            tracker: Mutex::new(None),
-        });
-        counters.push(CameraCounters {
-            name: camera.name.clone(),
-            model: detector.model().manifest().name.clone(),
-            choice: detector.model().choice().clone(),
-            source: source_stats.clone(),
-            worker: worker_stats.clone(),
-            slot: slot.clone(),
-        });
-        controls.push((camera.name.clone(), control.clone(), camera.tracker.clone()));
-        let ctx = source::Context {
-            slot: slot.clone(),
-            stop: sources_stop.clone(),
-            stats: source_stats,
-            problems: problems_tx.clone(),
-        };
-        let source_thread = source::spawn(camera, ctx).map_err(AgentError::Thread)?;
-        let fallback = links.camera(index);
-        queues.extend(fallback.as_ref().map(|f| f.answers_queue()));
-        let worker = Worker {
-            camera: camera.clone(),
-            detector,
-            slot: slot.clone(),
-            publisher: publisher.clone(),
-            topics: topics.clone(),
-            control,
-            stats: worker_stats,
+    let (problems_tx, problems_rx) =
+        queue::channel(queues.counted("source_problems", PROBLEMS, Policy::Drop));
+    let cameras = camera::Cameras::spawn_all(
+        &config.cameras,
+        detectors,
+        &mut links,
+        &mut queues,
+        &camera::Shared {
+            publisher: &publisher,
+            topics: &topics,
+            stop: &sources_stop,
+            problems: &problems_tx,
             snapshots: mqtt.snapshots,
             threads: config.inference.threads,
-            fallback,
-        };
-        threads.push((
-            slot,
-            source_thread,
-            worker.spawn().map_err(AgentError::Thread)?,
-        ));
-    }
+        },
+    )?;
     drop(problems_tx);
     let text_stop = CancellationToken::new();
     let text = match (classifier, &config.text, text_queue) {
-        (Some(classifier), Some(settings), Some(text_queue)) => Some(start_text(
+        (Some(classifier), Some(settings), Some(text_queue)) => Some(text::start(
             classifier,
             settings,
-            from_mqtt,
+            publishing.from_mqtt,
             text_queue,
             &publisher,
             &topics,
@@ -270,48 +185,29 @@ async fn start(config: &Config) -> Result<Running, AgentError> {
     };
     let registry = Arc::new(Registry {
         started,
-        cameras: counters,
+        cameras: cameras.counters,
         text: text
             .as_ref()
             .map(|(name, stats, _)| (name.clone(), stats.clone())),
         publisher: publisher.status().clone(),
         fallback: links.stats(),
-        queues,
+        queues: queues.0,
         outbox_capacity: config.outbox.capacity,
     });
-
     let tasks_stop = CancellationToken::new();
-    let mut tasks = Vec::new();
-    tasks.push(report_problems(
-        publisher.clone(),
-        topics.error(),
-        problems_rx,
-    ));
-    tasks.push(tokio::spawn(async move {
-        let mut controls = controls;
-        while let Some(command) = commands_rx.recv().await {
-            apply(&mut controls, command);
-        }
-    }));
-    tasks.push(publish_stats(
-        publisher.clone(),
-        registry.clone(),
-        topics.stats(),
-        mqtt.stats_interval,
-    ));
-    if let Some(listener) = http {
-        let registry = registry.clone();
-        let labels = Arc::new(labels.clone());
-        let stop = tasks_stop.clone();
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::observe::http::serve(listener, registry, labels, stop).await {
-                tracing::error!("http: stopped serving: {e}");
-            }
-        }));
-    }
-
+    let mut tasks = vec![
+        report_problems(publisher.clone(), topics.error(), problems_rx),
+        camera::follow_commands(cameras.controls, publishing.commands),
+        publish_stats(
+            publisher.clone(),
+            registry.clone(),
+            topics.stats(),
+            mqtt.stats_interval,
+        ),
+    ];
+    tasks.extend(http.map(|listener| serve_http(listener, &registry, labels, &tasks_stop)));
     Ok(Running {
-        threads,
+        threads: cameras.threads,
         text,
         listening: config.text.as_ref().is_some_and(|t| t.mqtt),
         sources_stop,
@@ -320,9 +216,99 @@ async fn start(config: &Config) -> Result<Running, AgentError> {
         tasks_stop,
         registry,
         publisher,
-        publisher_task,
-        publisher_stop,
+        publisher_task: publishing.task,
+        publisher_stop: publishing.stop,
     })
+}
+
+/// The counted queues, in the order the stats message and `/metrics` list them.
+#[derive(Default)]
+struct Queues(Vec<Arc<QueueStats>>);
+
+impl Queues {
+    /// Counters for a new queue, listed from now on.
+    fn counted(&mut self, name: &str, capacity: usize, policy: Policy) -> Arc<QueueStats> {
+        let stats = QueueStats::new(name, capacity, policy);
+        self.0.push(stats.clone());
+        stats
+    }
+}
+
+/// The running publisher and the queues it fills for the rest of the agent.
+struct Publishing {
+    publisher: client::Handle,
+    task: tokio::task::JoinHandle<()>,
+    /// Cancelled when the outbox cannot be flushed within the grace period.
+    stop: CancellationToken,
+    /// Validated commands for the cameras.
+    commands: queue::Receiver<Command>,
+    /// Texts from MQTT, when `[text]` listens there.
+    from_mqtt: Option<queue::Receiver<TextRequest>>,
+}
+
+/// Opens the outbox and starts the MQTT publisher with its discovery messages and the queues of
+/// what it receives (commands, texts); its own queues are listed first.
+fn start_publisher(
+    config: &Config,
+    topics: &Topics,
+    labels: &[(String, Vec<String>)],
+    detectors: &[Detector],
+    queues: &mut Queues,
+) -> Result<Publishing, AgentError> {
+    let (commands_tx, commands) =
+        queue::channel::<Command>(queues.counted("commands", COMMANDS, Policy::Wait));
+    let (text_in, from_mqtt) = match &config.text {
+        Some(t) if t.mqtt => {
+            let (tx, rx) = queue::channel(queues.counted("text_in", TEXT_IN, Policy::Refuse));
+            (Some(tx), Some(rx))
+        }
+        _ => (None, None),
+    };
+    let settings = Settings {
+        mqtt: config.mqtt.clone(),
+        topics: topics.clone(),
+        discovery: discovery_configs(config, topics, labels, detectors),
+        cameras: labels.to_vec(),
+        text_in,
+        capacity: PUBLISH,
+    };
+    let stop = CancellationToken::new();
+    let (publisher, task) = client::spawn(settings, open_store(config), commands_tx, stop.clone())?;
+    queues.0.splice(0..0, publisher.queues());
+    Ok(Publishing {
+        publisher,
+        task,
+        stop,
+        commands,
+        from_mqtt,
+    })
+}
+
+/// Binds the HTTP listener before anything else starts, so a port in use stops the agent at
+/// once and names the key.
+async fn bind_http(
+    addr: Option<SocketAddr>,
+) -> Result<Option<tokio::net::TcpListener>, AgentError> {
+    let Some(addr) = addr else { return Ok(None) };
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| AgentError::Http { addr, source })
+}
+
+/// Starts the in-process broker when `mqtt.embedded_broker` is on.
+fn start_broker(mqtt: &Mqtt) -> Result<(), AgentError> {
+    if !mqtt.embedded_broker {
+        return Ok(());
+    }
+    let ip = if mqtt.host == "localhost" {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        mqtt.host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    };
+    broker::start(SocketAddr::new(ip, mqtt.port))?;
+    tracing::info!("embedded MQTT broker listening on {ip}:{}", mqtt.port);
+    Ok(())
 }
 
 impl Running {
@@ -524,6 +510,21 @@ fn report_problems(
     })
 }
 
+/// Serves `/healthz`, `/metrics` and the status page on `listener` until `stop`.
+fn serve_http(
+    listener: tokio::net::TcpListener,
+    registry: &Arc<Registry>,
+    labels: Vec<(String, Vec<String>)>,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (registry, labels, stop) = (registry.clone(), Arc::new(labels), stop.clone());
+    tokio::spawn(async move {
+        if let Err(e) = crate::observe::http::serve(listener, registry, labels, stop).await {
+            tracing::error!("http: stopped serving: {e}");
+        }
+    })
+}
+
 /// Publishes the stats message on `topic` every `every`. Stats are best effort (skipped while
 /// offline): the first goes out as soon as the broker session is up, then one per interval.
 fn publish_stats(
@@ -549,100 +550,4 @@ fn publish_stats(
                 .await;
         }
     })
-}
-
-/// Starts the text classifier and its inputs; returns the model name, its counters and the
-/// classifier thread.
-#[allow(clippy::too_many_arguments)]
-fn start_text(
-    classifier: TextClassifier,
-    settings: &TextConfig,
-    from_mqtt: Option<queue::Receiver<TextRequest>>,
-    text_queue: Arc<QueueStats>,
-    publisher: &client::Handle,
-    topics: &Topics,
-    stop: CancellationToken,
-    threads: usize,
-    fallback: Option<crate::fallback::text::TextFallback>,
-) -> Result<(String, Arc<TextStats>, std::thread::JoinHandle<()>), AgentError> {
-    let name = classifier.manifest().name.clone();
-    let stats = Arc::new(TextStats::default());
-    let (queue, waiting) = queue::sync_channel(text_queue);
-    if let Some(from_mqtt) = from_mqtt {
-        text::spawn_forward(from_mqtt, queue.clone(), stats.clone()).map_err(AgentError::Thread)?;
-    }
-    let mut inputs = Vec::new();
-    if settings.stdin {
-        inputs.push(text::LineInput::Stdin);
-    }
-    if let Some(path) = &settings.file {
-        inputs.push(text::LineInput::File(path.clone()));
-    }
-    for input in inputs {
-        text::spawn_lines(
-            input,
-            queue.clone(),
-            publisher.clone(),
-            topics.clone(),
-            stats.clone(),
-        )
-        .map_err(AgentError::Thread)?;
-    }
-    let worker = TextWorker {
-        classifier,
-        queue: waiting,
-        publisher: publisher.clone(),
-        topics: topics.clone(),
-        max_batch: settings.max_batch,
-        stats: stats.clone(),
-        stop,
-        threads,
-        fallback,
-    }
-    .spawn()
-    .map_err(AgentError::Thread)?;
-    Ok((name, stats, worker))
-}
-
-/// Applies a validated command to its camera.
-fn apply(controls: &mut [(String, Arc<Control>, TrackerConfig)], command: Command) {
-    match command {
-        Command::Enable { camera, enabled } => {
-            if let Some((_, control, _)) = controls.iter().find(|(c, _, _)| *c == camera) {
-                control.enabled.store(enabled, Ordering::Relaxed);
-            }
-        }
-        Command::Thresholds {
-            camera,
-            label,
-            min_score,
-            threshold,
-        } => {
-            let Some((_, control, tracker)) = controls.iter_mut().find(|(c, _, _)| *c == camera)
-            else {
-                return;
-            };
-            let mut targets: Vec<&mut crate::config::LabelThresholds> = match &label {
-                Some(label) => {
-                    let current = tracker.thresholds(label);
-                    vec![tracker.labels.entry(label.clone()).or_insert(current)]
-                }
-                None => std::iter::once(&mut tracker.default)
-                    .chain(tracker.labels.values_mut())
-                    .collect(),
-            };
-            for t in targets.iter_mut() {
-                if let Some(v) = min_score {
-                    t.min_score = v;
-                }
-                if let Some(v) = threshold {
-                    t.threshold = v;
-                }
-                t.min_score = t.min_score.min(t.threshold);
-            }
-            if let Ok(mut pending) = control.tracker.lock() {
-                *pending = Some(tracker.clone());
-            }
-        }
-    }
 }

@@ -13,12 +13,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::AgentError;
+use crate::config::TextConfig;
 use crate::fallback::text::TextFallback;
 use crate::observe::counters::TextStats;
 use crate::publish::client::{Handle, Outgoing};
 use crate::publish::text_in::TextRequest;
 use crate::publish::topics::Topics;
-use crate::queue::{Receiver, SyncReceiver, SyncSender};
+use crate::queue::{self, QueueStats, Receiver, SyncReceiver, SyncSender};
 use crate::text::classifier::TextClassifier;
 
 /// The classifier thread's inputs and outputs.
@@ -249,4 +251,57 @@ fn round(score: f32) -> f64 {
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+/// Starts the text classifier and its inputs; returns the model name, its counters and the
+/// classifier thread.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn start(
+    classifier: TextClassifier,
+    settings: &TextConfig,
+    from_mqtt: Option<Receiver<TextRequest>>,
+    text_queue: Arc<QueueStats>,
+    publisher: &Handle,
+    topics: &Topics,
+    stop: CancellationToken,
+    threads: usize,
+    fallback: Option<TextFallback>,
+) -> Result<(String, Arc<TextStats>, std::thread::JoinHandle<()>), AgentError> {
+    let name = classifier.manifest().name.clone();
+    let stats = Arc::new(TextStats::default());
+    let (queue, waiting) = queue::sync_channel(text_queue);
+    if let Some(from_mqtt) = from_mqtt {
+        spawn_forward(from_mqtt, queue.clone(), stats.clone()).map_err(AgentError::Thread)?;
+    }
+    let mut inputs = Vec::new();
+    if settings.stdin {
+        inputs.push(LineInput::Stdin);
+    }
+    if let Some(path) = &settings.file {
+        inputs.push(LineInput::File(path.clone()));
+    }
+    for input in inputs {
+        spawn_lines(
+            input,
+            queue.clone(),
+            publisher.clone(),
+            topics.clone(),
+            stats.clone(),
+        )
+        .map_err(AgentError::Thread)?;
+    }
+    let worker = TextWorker {
+        classifier,
+        queue: waiting,
+        publisher: publisher.clone(),
+        topics: topics.clone(),
+        max_batch: settings.max_batch,
+        stats: stats.clone(),
+        stop,
+        threads,
+        fallback,
+    }
+    .spawn()
+    .map_err(AgentError::Thread)?;
+    Ok((name, stats, worker))
 }
