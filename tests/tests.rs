@@ -9,6 +9,8 @@ mod detect;
 mod fallback;
 mod fuzz_corpus;
 mod host;
+mod layer_check;
+mod layers;
 mod mqtt;
 mod profiles;
 mod serve;

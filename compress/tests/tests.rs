@@ -8,6 +8,8 @@ mod common;
 mod distill;
 mod distill_detect;
 mod inspect;
+#[path = "../../tests/layer_check.rs"]
+mod layer_check;
 mod layers;
 mod onnx_candle;
 mod prune_bert;
