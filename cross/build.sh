@@ -37,6 +37,8 @@ case "$glibc" in
   *) echo "cross/build.sh: GLIBC=$glibc is not supported (2.31 or debian)" >&2; exit 2 ;;
 esac
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+# The model manifests a release ships: `models` of [package.metadata.release] in Cargo.toml.
+mapfile -t models < <(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(*next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "edgemass")["metadata"]["release"]["models"], sep="\n")')
 mkdir -p dist
 
 for target in "${targets[@]}"; do
@@ -77,7 +79,8 @@ for target in "${targets[@]}"; do
   rm -rf "$stage"
   mkdir -p "$stage/models/students" "$stage/firmware-config"
   cp "$binary" "$stage/"
-  cp models/*.model.toml models/fetch.py "$stage/models/"
+  for model in "${models[@]}"; do cp "models/$model.model.toml" "$stage/models/"; done
+  cp models/fetch.py "$stage/models/"
   cp models/students/*.onnx "$stage/models/students/"
   cp firmware-config/*.toml "$stage/firmware-config/"
   cp cross/deb/edgemass.service cross/deb/edgemass.toml README.md "$stage/"

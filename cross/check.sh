@@ -4,8 +4,10 @@
 # and labels, scores and box corners within the tolerance of `compare`) and the shipped sentiment
 # student's verdicts on two texts (same labels, scores within 0.002), and each .deb must hold the binary
 # for its architecture, the systemd unit, the default config and the model manifests, and its
-# binary must need no newer glibc than the package's Depends promises. The aarch64 binary also
-# runs onnxruntime from the aarch64 wheel's library (models/fetch.py puts it in the cache).
+# binary must need no newer glibc than the package's Depends promises; the .deb and the tarball
+# must ship exactly the model manifests Cargo.toml's [package.metadata.release] lists. The
+# aarch64 binary also runs onnxruntime from the aarch64 wheel's library (models/fetch.py puts it
+# in the cache).
 #
 # Usage: cross/check.sh HOST_EDGEMASS [TARGET...]   (after cross/build.sh; needs qemu-user, and
 #        for aarch64 a mount namespace: root, or unprivileged user namespaces)
@@ -27,6 +29,8 @@ photo="$cache/photos/bus.jpg"
 runs=(blazeface-256:fp32 ppocr-det:fp32 ppocr-det-student:fp32 ppocr-det-student:int8)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+# The model manifests a release ships (Cargo.toml's [package.metadata.release] models), sorted.
+release_models="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(*sorted(m + ".model.toml" for m in next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "edgemass")["metadata"]["release"]["models"]))')"
 
 # compare HOST_JSON CROSS_JSON LABEL PRECISION: same detections within the stated tolerance: float
 # scores within 0.002 and boxes within 1 px; int8 (each CPU's integer kernels round their
@@ -145,6 +149,17 @@ PY
   deb="dist/edgemass_${version}${suffix}_${deb_arch}.deb"
   dpkg-deb --field "$deb" Architecture | grep -qx "$deb_arch"
   dpkg-deb --contents "$deb" > "$work/contents"
+  # Exactly the release's manifests, in the .deb and in the tarball: nothing outside the licence
+  # list (the AGPL-3.0 test model) ships.
+  tarball="dist/edgemass-$version-$target$suffix.tar.gz"
+  tar -tzf "$tarball" > "$work/tar-contents"
+  for listing in "$work/contents" "$work/tar-contents"; do
+    shipped="$(grep -o '[^/]*\.model\.toml$' "$listing" | sort | xargs)"
+    if [ "$shipped" != "$release_models" ]; then
+      echo "$deb / $tarball: ships the manifests [$shipped]; Cargo.toml's release models are [$release_models]" >&2
+      exit 1
+    fi
+  done
   for path in ./usr/bin/edgemass ./usr/lib/systemd/system/edgemass.service ./etc/edgemass/edgemass.toml \
               ./usr/share/edgemass/models/blazeface-256.model.toml ./usr/share/edgemass/models/fetch.py \
               ./usr/share/edgemass/models/ppocr-det-student.model.toml \
@@ -165,5 +180,5 @@ PY
     echo "$deb: the binary needs glibc $needs, the package's Depends promises ${promised:-nothing}" >&2
     exit 1
   fi
-  echo "$deb: $deb_arch binary ($(stat -c %s "$work/root-$deb_arch/usr/bin/edgemass") bytes, glibc $needs, Depends libc6 >= $promised), unit, config and manifests present"
+  echo "$deb: $deb_arch binary ($(stat -c %s "$work/root-$deb_arch/usr/bin/edgemass") bytes, glibc $needs, Depends libc6 >= $promised), unit, config and manifests present; it and its tarball ship exactly the release's manifests: $release_models"
 done

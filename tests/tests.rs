@@ -12,6 +12,7 @@ mod host;
 mod layer_check;
 mod layers;
 mod mqtt;
+mod packaging;
 mod profiles;
 mod serve;
 mod text;
