@@ -38,7 +38,8 @@ case "$glibc" in
 esac
 target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 # The model manifests a release ships: `models` of [package.metadata.release] in Cargo.toml.
-mapfile -t models < <(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(*next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "edgemass")["metadata"]["release"]["models"], sep="\n")')
+mapfile -t models < <(python3 cross/release-models.py)
+((${#models[@]})) || { echo "cross/build.sh: Cargo.toml lists no release models ([package.metadata.release] models)" >&2; exit 1; }
 mkdir -p dist
 
 for target in "${targets[@]}"; do

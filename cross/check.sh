@@ -30,7 +30,7 @@ runs=(blazeface-256:fp32 ppocr-det:fp32 ppocr-det-student:fp32 ppocr-det-student
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 # The model manifests a release ships (Cargo.toml's [package.metadata.release] models), sorted.
-release_models="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(*sorted(m + ".model.toml" for m in next(p for p in json.load(sys.stdin)["packages"] if p["name"] == "edgemass")["metadata"]["release"]["models"]))')"
+release_models="$(python3 cross/release-models.py | sed 's/$/.model.toml/' | sort | xargs)"
 
 # compare HOST_JSON CROSS_JSON LABEL PRECISION: same detections within the stated tolerance: float
 # scores within 0.002 and boxes within 1 px; int8 (each CPU's integer kernels round their
